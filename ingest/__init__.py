@@ -1,0 +1,14 @@
+"""Ingest jobs: one small module per (table, source), each a `unitsel ingest <job>` command."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.group()
+def ingest() -> None:
+    """Write activations, labels and predictions into the warehouse."""
+
+
+# Importing the job modules registers their commands on the group above.
+from ingest import activations, arrays  # noqa: E402, F401

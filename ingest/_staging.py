@@ -1,0 +1,81 @@
+"""What the activation jobs share: staging stimuli, model provenance, layers, predictions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from unitsel import Transaction
+from unitsel.adapters.matrix import long_frame
+from unitsel.adapters.torch_model import LayerInfo
+from unitsel.errors import InputError
+from unitsel.warehouse import read_partition
+
+STIMULUS_COLUMNS = ["stimulus", "uri", "label", "wnid"]
+
+
+def stage_stimuli(tx: Transaction, stimulus_set: str, labels: pl.DataFrame, source: object,
+                  replace: bool = False) -> None:
+    """Stage the stimulus set, refusing to silently change one that already exists: other
+    models' activations refer to its stimulus ids."""
+    frame = labels.select(STIMULUS_COLUMNS)
+    existing = read_partition("stimuli", {"stimulus_set": stimulus_set}, tx.root)
+    if existing is not None and not replace:
+        existing = existing.select(STIMULUS_COLUMNS).sort("stimulus")
+        if not existing.equals(frame):
+            raise InputError(
+                f"stimulus set {stimulus_set!r} already exists with different stimuli or "
+                "labels; choose another --stimulus-set or pass --replace-stimuli",
+                file=source,
+            )
+    tx.write(frame.with_columns(stimulus_set=pl.lit(stimulus_set)), "stimuli", source)
+
+
+def stage_model(tx: Transaction, model_id: str, *, architecture: str, state: str,
+                weights_sha256: str | None, preprocessing: str, source: str) -> None:
+    tx.write(pl.DataFrame({
+        "model_id": [model_id], "architecture": [architecture], "state": [state],
+        "weights_sha256": [weights_sha256], "preprocessing": [preprocessing], "source": [source],
+    }), "models")
+
+
+def stage_layers(tx: Transaction, model_id: str, infos: Iterable[LayerInfo]) -> None:
+    infos = list(infos)
+    tx.write(pl.DataFrame({
+        "model_id": [model_id] * len(infos),
+        "layer": [i.layer for i in infos],
+        "pool": [i.pool for i in infos],
+        "kind": [i.kind for i in infos],
+        "n_units": [i.n_units for i in infos],
+        "shape": [list(i.shape) for i in infos],
+    }), "layers")
+
+
+def stage_predictions(tx: Transaction, model_id: str, stimulus_set: str, labels: pl.DataFrame,
+                      predicted: list[str | None], is_correct: Iterable[bool]) -> None:
+    tx.write(pl.DataFrame({
+        "model_id": model_id, "stimulus_set": stimulus_set,
+        "stimulus": labels["stimulus"], "predicted_label": pl.Series(predicted, dtype=pl.String),
+        "is_correct": pl.Series(list(is_correct), dtype=pl.Boolean),
+    }), "predictions")
+
+
+class ActivationSink:
+    """Streams (layer, pool, first stimulus, block) into activations partitions."""
+
+    def __init__(self, tx: Transaction, model_id: str, stimulus_set: str, source: object):
+        self.tx, self.model_id, self.stimulus_set, self.source = tx, model_id, stimulus_set, source
+
+    def __call__(self, layer: str, pool: str, first: int, block: np.ndarray) -> None:
+        keys = {"model_id": self.model_id, "stimulus_set": self.stimulus_set,
+                "layer": layer, "pool": pool}
+        self.tx.write_partition("activations", keys, long_frame(block, first, self.source),
+                                self.source)
+
+
+def summary_line(tx: Transaction, root: Path) -> str:
+    counts = ", ".join(f"{n:,} {t}" for t, n in tx.rows_written.items())
+    return f"wrote {counts} rows to {root}"

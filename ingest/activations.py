@@ -1,0 +1,146 @@
+"""`unitsel ingest activations`: run a torch model over a stimulus set and record every layer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+import polars as pl
+from tqdm import tqdm
+
+from ingest import ingest
+from ingest._staging import (
+    ActivationSink,
+    stage_layers,
+    stage_model,
+    stage_predictions,
+    stage_stimuli,
+    summary_line,
+)
+from unitsel import Transaction
+from unitsel.adapters import images
+from unitsel.adapters.labels import read_labels
+from unitsel.adapters.torch_model import KERNEL_POOLS, load_model, record, weights_sha256
+from unitsel.cli import root_option
+from unitsel.errors import InputError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+
+def ingest_model(
+    model: nn.Module,
+    stimuli: torch.Tensor | Iterable[torch.Tensor],
+    labels: pl.DataFrame,
+    *,
+    model_id: str,
+    stimulus_set: str,
+    root: Path,
+    architecture: str,
+    state: str,
+    preprocessing: str,
+    source: str,
+    class_names: Sequence[str] | None = None,
+    layers: Sequence[str] | None = None,
+    pools: Sequence[str] = ("none", *KERNEL_POOLS),
+    batch_size: int = 64,
+    device: str = "cpu",
+    replace_stimuli: bool = False,
+    progress: bool = True,
+) -> str:
+    """Record `model` on `stimuli` (a tensor of all inputs, or an iterable of batches in
+    stimulus order) and write activations, layers, stimuli, the model's provenance and, when
+    `class_names` maps output indices to labels, its predictions. All or nothing."""
+    n = labels.height
+    batches = stimuli.split(batch_size) if _is_tensor(stimuli) else stimuli  # type: ignore[union-attr]
+    with Transaction(root) as tx:
+        stage_stimuli(tx, stimulus_set, labels, source, replace_stimuli)
+        progress_bar = tqdm(batches, total=-(-n // batch_size), desc=model_id, unit="batch",
+                            disable=not progress)
+        rec = record(model, progress_bar, ActivationSink(tx, model_id, stimulus_set, source),
+                     layers=layers, pools=pools, device=device)
+        if rec.n_stimuli != n:
+            raise InputError(f"the model saw {rec.n_stimuli} stimuli but the labels list {n}")
+        stage_model(tx, model_id, architecture=architecture, state=state,
+                    weights_sha256=weights_sha256(model), preprocessing=preprocessing,
+                    source=source)
+        stage_layers(tx, model_id, rec.layers.values())
+        if class_names is not None and rec.top1:
+            import numpy as np
+
+            top1 = np.concatenate(rec.top1)
+            if top1.max() >= len(class_names):
+                raise InputError(f"the model has more outputs than the {len(class_names)} "
+                                 "class names")
+            predicted = [class_names[i] for i in top1]
+            stage_predictions(tx, model_id, stimulus_set, labels, predicted,
+                              (p == t for p, t in zip(predicted, labels["label"], strict=True)))
+    return summary_line(tx, root)
+
+
+def _is_tensor(value: object) -> bool:
+    import torch
+
+    return isinstance(value, torch.Tensor)
+
+
+def _read_classes(path: Path) -> list[str]:
+    names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if not names:
+        raise InputError("no class names (one per line, in output order)", file=path)
+    return names
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    return tuple(float(x) for x in text.split(","))
+
+
+@ingest.command("activations")
+@click.option("--model-id", required=True, help="Model identifier to store, e.g. resnet18-trained.")
+@click.option("--arch", required=True, help="torchvision architecture name, e.g. resnet18.")
+@click.option("--weights", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Local state-dict file; omit for a randomly initialised (untrained) model.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the untrained model.")
+@click.option("--stimulus-set", required=True, help="Stimulus set identifier.")
+@click.option("--images", "image_dir", required=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--labels", "labels_file", required=True, type=click.Path(path_type=Path),
+              help="CSV with stimulus,uri,label (optional wnid); uri relative to --images.")
+@click.option("--classes", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Class names, one per line in output order: records predictions.")
+@click.option("--layers", default=None,
+              help="Comma-separated module paths (plus output, prob); default every conv and "
+                   "linear leaf, the output and prob.")
+@click.option("--pools", default="none,mean,max,l2", show_default=True,
+              help="Comma-separated pools for conv layers.")
+@click.option("--image-size", default=224, show_default=True)
+@click.option("--resize", default=256, show_default=True, help="Short side before the crop.")
+@click.option("--mean", default="0.485,0.456,0.406", show_default=True)
+@click.option("--std", default="0.229,0.224,0.225", show_default=True)
+@click.option("--batch-size", default=64, show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--replace-stimuli", is_flag=True, help="Overwrite a stimulus set that differs.")
+@root_option
+def activations_command(model_id: str, arch: str, weights: str | None, seed: int,
+                        stimulus_set: str, image_dir: Path, labels_file: Path,
+                        classes: Path | None, layers: str | None, pools: str, image_size: int,
+                        resize: int, mean: str, std: str, batch_size: int, device: str,
+                        replace_stimuli: bool, root: Path) -> None:
+    """Record a torchvision model's activations on an image folder."""
+    labels = read_labels(labels_file)
+    paths = images.check_images(image_dir, labels, labels_file)
+    prep = images.Preprocessing(image_size=image_size, resize=resize, mean=_floats(mean),
+                                std=_floats(std))
+    model = load_model(arch, weights, seed)
+    click.echo(ingest_model(
+        model, images.batches(paths, prep, batch_size), labels,
+        model_id=model_id, stimulus_set=stimulus_set, root=root, architecture=arch,
+        state="trained" if weights else "untrained", preprocessing=prep.to_json(),
+        source=str(Path(weights).resolve()) if weights else f"random init, seed {seed}",
+        class_names=_read_classes(classes) if classes else None,
+        layers=layers.split(",") if layers else None, pools=pools.split(","),
+        batch_size=batch_size, device=device, replace_stimuli=replace_stimuli,
+    ))

@@ -1,0 +1,154 @@
+"""`unitsel demo`: the embedded default, end to end, in under a minute on two CPU cores.
+
+A small CNN is trained deterministically on scikit-learn's bundled digits (8x8, upsampled to
+16x16); it and a randomly initialised copy are saved under `<root>/weights/` and both are
+ingested with every layer (conv layers at pool none, mean, max and l2), the stimuli and the
+predictions, so trained-vs-untrained analyses exist from day one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+import polars as pl
+
+from ingest.activations import ingest_model
+from unitsel.cli import duckdb_command, root_option
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+STIMULUS_SET = "digits"
+CLASSES = [str(d) for d in range(10)]
+IMAGE_SIZE = 16
+# Post-ReLU layers are recorded beside the conv / linear outputs: Gale et al. and Lado & Dobs
+# analyse activations after the non-linearity.
+LAYERS = ["features.0", "features.1", "features.3", "features.4",
+          "classifier.1", "classifier.2", "classifier.3", "prob"]
+PREPROCESSING = {
+    "source": "sklearn.datasets.load_digits", "scale": "pixel / 16",
+    "upsample": f"bilinear 8x8 -> {IMAGE_SIZE}x{IMAGE_SIZE}", "normalise": "(x - 0.5) / 0.5",
+}
+
+
+def demo_cnn() -> nn.Module:
+    """features: conv(8) relu pool conv(16) relu pool; classifier: flatten linear(32) relu
+    linear(10). torch is imported here, not at module level, to keep `unitsel --help` fast."""
+    from torch import nn
+
+    class DemoCNN(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.features = nn.Sequential(
+                nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            )
+            self.classifier = nn.Sequential(
+                nn.Flatten(), nn.Linear(16 * 4 * 4, 32), nn.ReLU(), nn.Linear(32, 10)
+            )
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.classifier(self.features(x))  # type: ignore[no-any-return]
+
+    return DemoCNN()
+
+
+def digits() -> tuple[torch.Tensor, pl.DataFrame]:
+    """All 1,797 digits as (N, 1, 16, 16) tensors, and their labels frame."""
+    import torch
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    x = torch.tensor(data.images, dtype=torch.float32).unsqueeze(1) / 16.0
+    x = torch.nn.functional.interpolate(x, size=IMAGE_SIZE, mode="bilinear", align_corners=False)
+    labels = pl.DataFrame({
+        "stimulus": pl.Series(range(len(data.target)), dtype=pl.Int32),
+        "uri": pl.Series([None] * len(data.target), dtype=pl.String),
+        "label": [str(t) for t in data.target],
+        "wnid": pl.Series([None] * len(data.target), dtype=pl.String),
+    })
+    return (x - 0.5) / 0.5, labels
+
+
+def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int = 12) -> nn.Module:
+    """Deterministic training: fixed seed, one thread, fixed batch order."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        generator = torch.Generator().manual_seed(0)
+        optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
+        model.train()
+        for _ in range(epochs):
+            for index in torch.randperm(len(x), generator=generator).split(64):
+                optimiser.zero_grad()
+                loss = torch.nn.functional.cross_entropy(model(x[index]), y[index])
+                loss.backward()
+                optimiser.step()
+    finally:
+        torch.set_num_threads(threads)
+    return model.eval()
+
+
+def build_models(weights_dir: Path) -> dict[str, tuple[nn.Module, Path]]:
+    """Train the demo CNN on 4 of every 5 digits; save it and an untrained copy."""
+    import torch
+
+    x, labels = digits()
+    y = torch.tensor([int(v) for v in labels["label"]])
+    train_rows = torch.arange(len(x)) % 5 != 0
+    torch.manual_seed(0)
+    trained = train(demo_cnn(), x[train_rows], y[train_rows])
+    torch.manual_seed(1)
+    untrained = demo_cnn().eval()
+    weights_dir.mkdir(parents=True, exist_ok=True)
+    built = {}
+    for state, model in (("trained", trained), ("untrained", untrained)):
+        path = weights_dir / f"demo-cnn-{state}.pt"
+        tmp = path.with_suffix(".pt.tmp")
+        torch.save(model.state_dict(), tmp)
+        os.replace(tmp, path)
+        built[state] = (model, path)
+    return built
+
+
+def run_demo(root: Path, progress: bool = True) -> list[str]:
+    """Build and ingest both demo models; return the lines to print."""
+    started = time.perf_counter()
+    x, labels = digits()
+    lines = []
+    for state, (model, path) in build_models(root / "weights").items():
+        lines.append(ingest_model(
+            model, x, labels, model_id=f"demo-cnn-{state}", stimulus_set=STIMULUS_SET,
+            root=root, architecture="unitsel.demo_cnn", state=state,
+            preprocessing=json.dumps(PREPROCESSING, sort_keys=True), source=str(path.resolve()),
+            class_names=CLASSES, layers=LAYERS, batch_size=256, progress=progress,
+        ))
+    lines.append(f"demo built in {time.perf_counter() - started:.1f} s")
+    return lines
+
+
+@click.command()
+@root_option
+def demo(root: Path) -> None:
+    """Train the demo CNN on the bundled digits and ingest it, trained and untrained."""
+    from unitsel.warehouse import connection
+
+    for line in run_demo(root):
+        click.echo(line)
+    with connection(root) as con:
+        click.echo(con.sql(
+            "SELECT m.model_id, m.state, round(avg(p.is_correct::INT), 3) AS accuracy "
+            "FROM models m JOIN predictions p USING (model_id) GROUP BY ALL ORDER BY 1").pl())
+        click.echo(con.sql(
+            "SELECT model_id, layer, pool, n_units FROM layers ORDER BY ALL").pl()
+            .pivot(on="model_id", index=["layer", "pool"], values="n_units"))
+    click.echo("Open it in the DuckDB CLI:\n  " + duckdb_command(root))
+    click.echo("  then: SELECT layer, pool, count(*) FROM activations GROUP BY ALL;")

@@ -1,0 +1,6 @@
+-- unitsel: the one entry point. From the repo root:
+--   duckdb -init sql/init.sql                       (warehouse in ./warehouse)
+--   duckdb -cmd "SET VARIABLE wh_root='DIR'" -cmd ".read sql/init.sql"   (any other root)
+SET VARIABLE wh_root = coalesce(getvariable('wh_root'), 'warehouse');
+.read sql/tables.sql
+.read sql/views.sql

@@ -1,0 +1,72 @@
+"""Activation arrays users already have (.npy, .npz, .h5) -> stimuli x units blocks.
+
+Gale et al. published their AlexNet activations as HDF5; .npy files are memory-mapped and
+HDF5 datasets read in row blocks, so memory stays bounded by the block size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from unitsel.errors import InputError
+
+BLOCK_ROWS = 4096
+
+
+@contextmanager
+def open_array(path: Path | str, dataset: str | None = None) -> Iterator[Any]:
+    """Open a 2-D numeric array lazily; yields an object with `.shape`, `.dtype` and slicing."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("no such file", file=path)
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        yield _checked(np.load(path, mmap_mode="r", allow_pickle=False), path)
+    elif suffix == ".npz":
+        with np.load(path, allow_pickle=False) as archive:
+            yield _checked(archive[_dataset_name(path, dataset, list(archive.files))], path)
+    elif suffix in (".h5", ".hdf5"):
+        import h5py
+
+        with h5py.File(path, "r") as handle:
+            names: list[str] = []
+            handle.visititems(
+                lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None
+            )
+            yield _checked(handle[_dataset_name(path, dataset, names)], path)
+    else:
+        raise InputError(f"unsupported format {suffix!r}; use .npy, .npz or .h5", file=path)
+
+
+def _dataset_name(path: Path, dataset: str | None, names: list[str]) -> str:
+    if dataset is None:
+        if len(names) == 1:
+            return names[0]
+        raise InputError(f"holds datasets {names}: name one with --dataset", file=path)
+    if dataset not in names:
+        raise InputError(f"no dataset {dataset!r}; it holds {names}", file=path)
+    return dataset
+
+
+def _checked(array: Any, path: Path) -> Any:
+    if len(array.shape) != 2:
+        raise InputError(f"expected a stimuli x units array, got shape {tuple(array.shape)}",
+                         file=path)
+    kind = np.dtype(array.dtype).kind
+    if kind not in "biuf":
+        raise InputError(f"dtype {array.dtype} is not numeric (need integers or floats)",
+                         file=path)
+    if 0 in array.shape:
+        raise InputError(f"the array is empty (shape {tuple(array.shape)})", file=path)
+    return array
+
+
+def blocks(array: Any, rows: int = BLOCK_ROWS) -> Iterator[tuple[int, np.ndarray]]:
+    """(first row, block) pairs covering the array in row order."""
+    for start in range(0, array.shape[0], rows):
+        yield start, np.asarray(array[start : start + rows])

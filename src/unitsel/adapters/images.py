@@ -1,0 +1,73 @@
+"""An image folder plus a labels CSV (with a `uri` column) -> batches of model input tensors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+from unitsel.errors import InputError
+
+if TYPE_CHECKING:
+    import torch
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How images become tensors: resize the short side, centre-crop, scale to [0, 1],
+    normalise per channel. Stored as JSON in `models.preprocessing`."""
+
+    image_size: int = 224
+    resize: int = 256
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    color: str = "RGB"
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+def check_images(folder: Path, labels: pl.DataFrame, labels_file: Path) -> list[Path]:
+    """The image path of every stimulus, in stimulus order; errors before anything runs."""
+    if "uri" not in labels.columns or labels["uri"].null_count():
+        raise InputError("an image folder needs a 'uri' column with a path for every stimulus",
+                         file=labels_file, column="uri")
+    paths = []
+    for stimulus, uri in labels.select("stimulus", "uri").iter_rows():
+        path = folder / uri
+        if not path.is_file():
+            raise InputError(f"stimulus {stimulus}: image {path} does not exist",
+                             file=labels_file, column="uri")
+        paths.append(path)
+    return paths
+
+
+def batches(paths: Sequence[Path], prep: Preprocessing, batch_size: int) -> Iterator[torch.Tensor]:
+    """Load, transform and stack images `batch_size` at a time, in order."""
+    import torch
+    from PIL import Image
+    from torchvision.transforms import v2
+
+    transform = v2.Compose([
+        v2.ToImage(),
+        v2.Resize(prep.resize, antialias=True),
+        v2.CenterCrop(prep.image_size),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(list(prep.mean), list(prep.std)),
+    ])
+    for start in range(0, len(paths), batch_size):
+        images = []
+        for path in paths[start : start + batch_size]:
+            try:
+                with Image.open(path) as image:
+                    images.append(transform(image.convert(prep.color)))
+            except OSError as error:
+                raise InputError(f"cannot read image: {error}", file=path) from None
+        yield torch.stack(images)

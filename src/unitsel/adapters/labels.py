@@ -1,0 +1,98 @@
+"""Labels CSV -> stimuli (and, when given, correctness) frames.
+
+Format: a header, then one row per stimulus. Required columns `stimulus,label`; optional
+`wnid`, `uri` (image path relative to the image folder), `is_correct` (true/false/1/0).
+`stimulus` ids must be exactly 0..n-1 (any order): stimulus i is row i of an activation array
+or the i-th image. Errors name the file's line number (the header is line 1) and the column.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import polars as pl
+
+from unitsel.errors import InputError
+
+REQUIRED = ("stimulus", "label")
+OPTIONAL = ("wnid", "uri", "is_correct")
+_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def read_labels(path: Path | str) -> pl.DataFrame:
+    """Parse and validate a labels CSV into a frame sorted by stimulus.
+
+    Columns: stimulus (Int32), label, wnid, uri (String, NULL when absent or empty) and
+    is_correct (Boolean, NULL when absent).
+    """
+    path = Path(path)
+    with path.open(newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None:
+            raise InputError("the file is empty; expected a header 'stimulus,label'", file=path)
+        header = [h.strip() for h in header]
+        missing = [c for c in REQUIRED if c not in header]
+        extra = [c for c in header if c not in REQUIRED + OPTIONAL]
+        if missing or extra:
+            raise InputError(
+                f"columns must be {list(REQUIRED)} plus any of {list(OPTIONAL)}; "
+                f"missing {missing}, unexpected {extra}",
+                file=path, row=1, column=(missing or extra)[0],
+            )
+        records: dict[str, list[object]] = {c: [] for c in REQUIRED + OPTIONAL}
+        seen: dict[int, int] = {}
+        for line, row in enumerate(reader, start=2):
+            if len(row) != len(header):
+                raise InputError(f"{len(row)} fields where the header has {len(header)}",
+                                 file=path, row=line)
+            values = dict(zip(header, (v.strip() for v in row), strict=True))
+            records["stimulus"].append(_stimulus(values["stimulus"], seen, path, line))
+            if not values["label"]:
+                raise InputError("empty label", file=path, row=line, column="label")
+            records["label"].append(values["label"])
+            for column in ("wnid", "uri"):
+                records[column].append(values.get(column) or None)
+            records["is_correct"].append(_boolean(values.get("is_correct"), path, line))
+    frame = pl.DataFrame(
+        records,
+        schema={"stimulus": pl.Int32(), "label": pl.String(), "wnid": pl.String(),
+                "uri": pl.String(), "is_correct": pl.Boolean()},
+    )
+    if frame.is_empty():
+        raise InputError("no stimuli after the header", file=path)
+    expected = set(range(frame.height))
+    if set(seen) != expected:
+        gap = min(expected - set(seen))
+        raise InputError(
+            f"stimulus ids must be 0..{frame.height - 1}; stimulus {gap} has no row",
+            file=path, column="stimulus",
+        )
+    if "is_correct" in header and frame["is_correct"].null_count():
+        line = int(frame["is_correct"].is_null().arg_true()[0]) + 2
+        raise InputError("is_correct is empty", file=path, row=line, column="is_correct")
+    return frame.sort("stimulus")
+
+
+def _stimulus(text: str, seen: dict[int, int], path: Path, line: int) -> int:
+    try:
+        stimulus = int(text)
+    except ValueError:
+        raise InputError(f"{text!r} is not an integer", file=path, row=line,
+                         column="stimulus") from None
+    if stimulus in seen:
+        raise InputError(f"duplicate stimulus {stimulus} (first on line {seen[stimulus]})",
+                         file=path, row=line, column="stimulus")
+    seen[stimulus] = line
+    return stimulus
+
+
+def _boolean(text: str | None, path: Path, line: int) -> bool | None:
+    if text is None or text == "":
+        return None
+    try:
+        return _BOOLEANS[text.lower()]
+    except KeyError:
+        raise InputError(f"{text!r} is not one of {sorted(_BOOLEANS)}", file=path, row=line,
+                         column="is_correct") from None

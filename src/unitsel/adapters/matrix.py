@@ -1,0 +1,34 @@
+"""A stimuli x units matrix -> the long (unit, stimulus, activation) rows of one partition."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from unitsel.errors import InputError
+
+
+def long_frame(matrix: np.ndarray, first_stimulus: int, source: object) -> pl.DataFrame:
+    """Rows of `matrix` are stimuli `first_stimulus, …`, its columns units 0..n-1.
+
+    Non-finite values are rejected with the stimulus as the row and the unit as the column.
+    """
+    if matrix.ndim != 2:
+        raise InputError(f"expected a stimuli x units matrix, got shape {matrix.shape}",
+                         file=source)
+    values = np.ascontiguousarray(matrix, dtype=np.float32)
+    finite = np.isfinite(values)
+    if not finite.all():
+        row, unit = (int(i) for i in np.argwhere(~finite)[0])
+        raise InputError(f"non-finite activation {values[row, unit]}", file=source,
+                         row=first_stimulus + row, column=f"unit {unit}")
+    n_stimuli, n_units = values.shape
+    return pl.DataFrame(
+        {
+            "unit": np.tile(np.arange(n_units, dtype=np.int32), n_stimuli),
+            "stimulus": np.repeat(
+                np.arange(first_stimulus, first_stimulus + n_stimuli, dtype=np.int32), n_units
+            ),
+            "activation": values.reshape(-1),
+        }
+    )

@@ -1,0 +1,184 @@
+"""Record the activations of any torch `nn.Module` with forward hooks.
+
+Each hooked output is pooled and handed to `on_block` inside the hook, before the next module
+runs (in-place ReLUs would otherwise overwrite it) and before the next layer's output exists,
+so memory stays bounded by one batch of the largest layer.
+
+Units: with pool `none`, unit i is the i-th element of the flattened per-stimulus output
+(C-order: unit = c*H*W + h*W + w for a conv map). With `mean`, `max` or `l2`, unit i is
+channel i aggregated over all spatial positions (l2 = sqrt of the sum of squares).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from unitsel.errors import InputError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+KERNEL_POOLS = ("mean", "max", "l2")
+OUTPUT = "output"
+PROB = "prob"
+# Called with (layer, pool, first stimulus of the batch, stimuli x units float32 matrix).
+BlockSink = Callable[[str, str, int, np.ndarray], None]
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    layer: str
+    pool: str
+    kind: str
+    n_units: int
+    shape: tuple[int, ...]
+
+
+@dataclass
+class Recording:
+    """What a recording saw: one LayerInfo per (layer, pool), and top-1 output indices."""
+
+    layers: dict[tuple[str, str], LayerInfo] = field(default_factory=dict)
+    top1: list[np.ndarray] = field(default_factory=list)
+    n_stimuli: int = 0
+
+
+def default_layers(model: nn.Module) -> list[str]:
+    """Every convolution and linear leaf module, in registration order."""
+    from torch import nn
+
+    kinds = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+    return [name for name, m in model.named_modules()
+            if isinstance(m, kinds) and not any(True for _ in m.children())]
+
+
+def weights_sha256(model: nn.Module) -> str:
+    """sha256 over the state dict: each entry's name, dtype, shape and raw bytes, in order."""
+    import torch
+
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        # Viewed as bytes, so bfloat16 and other dtypes numpy lacks hash too.
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _pooled(output: torch.Tensor, pools: Sequence[str]) -> list[tuple[str, torch.Tensor]]:
+    flat = output.reshape(output.shape[0], -1)
+    result = [("none", flat)] if "none" in pools else []
+    if output.ndim >= 3:
+        spatial = output.reshape(output.shape[0], output.shape[1], -1)
+        for pool in pools:
+            if pool == "mean":
+                result.append((pool, spatial.mean(dim=2)))
+            elif pool == "max":
+                result.append((pool, spatial.amax(dim=2)))
+            elif pool == "l2":
+                result.append((pool, spatial.norm(dim=2)))
+    return result
+
+
+def record(
+    model: nn.Module,
+    batches: Iterable[torch.Tensor],
+    on_block: BlockSink,
+    layers: Sequence[str] | None = None,
+    pools: Sequence[str] = ("none", *KERNEL_POOLS),
+    device: str = "cpu",
+) -> Recording:
+    """Run `model` over `batches` and hand every (layer, pool) block to `on_block`.
+
+    `layers` are module paths from `model.named_modules()`, plus `output` (the model's output)
+    and `prob` (its softmax over dim 1). None means `default_layers(model)`, `output` when it
+    is not already a recorded module's output, and `prob` when the output is 2-D.
+    """
+    import torch
+
+    unknown_pools = set(pools) - {"none", *KERNEL_POOLS}
+    if unknown_pools:
+        raise InputError(f"unknown pools {sorted(unknown_pools)}; use none, mean, max, l2")
+    modules = dict(model.named_modules())
+    names = list(layers) if layers is not None else default_layers(model)
+    unknown = [n for n in names if n not in modules and n not in (OUTPUT, PROB)]
+    if unknown:
+        raise InputError(f"model has no modules {unknown}; it has {list(modules)[1:12]}…")
+    rec = Recording()
+    calls: Counter[str] = Counter()
+    last: dict[str, torch.Tensor] = {}
+
+    def emit(layer: str, kind: str, output: torch.Tensor) -> None:
+        if not isinstance(output, torch.Tensor):
+            raise InputError(f"layer {layer!r} returns {type(output).__name__}, not a tensor")
+        for pool, matrix in _pooled(output.detach().float(), pools):
+            # A copy: the tensor may be modified in place (ReLU) once the hook returns.
+            block = np.array(matrix.cpu().numpy(), dtype=np.float32, copy=True)
+            if block.shape[1] == 0:
+                raise InputError(f"layer {layer!r} has no units (output shape "
+                                 f"{tuple(output.shape)})")
+            rec.layers.setdefault((layer, pool), LayerInfo(
+                layer, pool, kind, block.shape[1],
+                tuple(output.shape[1:]) if pool == "none" else (output.shape[1],)))
+            on_block(layer, pool, rec.n_stimuli, block)
+
+    def hook(name: str) -> Callable[[nn.Module, object, torch.Tensor], None]:
+        def run(module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
+            calls[name] += 1
+            if calls[name] > 1:
+                raise InputError(f"module {name!r} runs more than once per forward pass "
+                                 "(it is shared); record a module that runs once")
+            emit(name, type(module).__name__, output)
+            last["output"] = output
+        return run
+
+    handles = [modules[n].register_forward_hook(hook(n)) for n in names if n in modules]
+    model.eval().to(device)
+    try:
+        with torch.inference_mode():
+            for batch in batches:
+                calls.clear()
+                last.clear()
+                output = model(batch.to(device))
+                is_classifier = isinstance(output, torch.Tensor) and output.ndim == 2
+                if OUTPUT in names or (layers is None and output is not last.get("output")):
+                    emit(OUTPUT, "Output", output)
+                if PROB in names or (layers is None and is_classifier):
+                    emit(PROB, "Softmax", torch.softmax(output.float(), dim=1))
+                if is_classifier:
+                    rec.top1.append(output.argmax(dim=1).cpu().numpy())
+                rec.n_stimuli += batch.shape[0]
+    finally:
+        for handle in handles:
+            handle.remove()
+    return rec
+
+
+def load_model(architecture: str, weights: str | None, seed: int = 0) -> nn.Module:
+    """A torchvision architecture by name, with a local state-dict file or, without one,
+    randomly initialised from `seed`. Nothing is downloaded."""
+    import torch
+    import torchvision
+
+    try:
+        builder = torchvision.models.get_model_builder(architecture)
+    except ValueError:
+        raise InputError(f"unknown torchvision architecture {architecture!r}; see "
+                         "torchvision.models.list_models()") from None
+    torch.manual_seed(seed)
+    model: nn.Module = builder(weights=None)
+    if weights is not None:
+        try:
+            state = torch.load(weights, map_location="cpu", weights_only=True)
+            model.load_state_dict(state)
+        except (OSError, RuntimeError) as error:
+            raise InputError(f"cannot load weights into {architecture}: {error}",
+                             file=weights) from None
+    return model

@@ -1,0 +1,142 @@
+"""The `unitsel` command: thin, each command parses options and calls one library function.
+
+Commands from content (ingest jobs, the demo) plug in through the `unitsel.commands` entry
+point group, so this module never imports them.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from unitsel.errors import InputError
+from unitsel.warehouse import DEFAULT_ROOT
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def root_option(f: F) -> F:
+    """`--root DIR` (default ./warehouse, or $UNITSEL_ROOT) for every command."""
+    return click.option(
+        "--root", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_ROOT,
+        envvar="UNITSEL_ROOT", show_default=True, help="Warehouse folder.",
+    )(f)
+
+
+class _Group(click.Group):
+    """Loads plugged-in commands lazily and turns InputError into a clean one-line error."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        plugged = [ep.name for ep in entry_points(group="unitsel.commands")]
+        return sorted({*super().list_commands(ctx), *plugged})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        command = super().get_command(ctx, name)
+        if command is None:
+            found = [ep for ep in entry_points(group="unitsel.commands") if ep.name == name]
+            command = found[0].load() if found else None
+        return command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except InputError as error:
+            raise click.ClickException(str(error)) from None
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="unitsel")
+def cli() -> None:
+    """unitsel: a unit-selectivity warehouse (Hive-partitioned Parquet + DuckDB)."""
+
+
+@cli.command()
+@root_option
+def init(root: Path) -> None:
+    """Create an empty warehouse whose views all bind."""
+    from unitsel.warehouse import init as init_warehouse
+
+    click.echo(f"warehouse ready at {init_warehouse(root).resolve()}")
+
+
+@cli.command()
+@click.argument("sql")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of a table.")
+@root_option
+def query(sql: str, as_csv: bool, root: Path) -> None:
+    """Run one SQL query over the warehouse (all views and macros loaded)."""
+    from unitsel.warehouse import connection
+
+    with connection(root) as con:
+        frame = con.sql(sql).pl()
+    if as_csv:
+        click.echo(frame.write_csv(), nl=False)
+    else:
+        import polars as pl
+
+        with pl.Config(tbl_rows=50, tbl_cols=20, fmt_str_lengths=60):
+            click.echo(frame)
+
+
+@cli.command()
+@root_option
+def models(root: Path) -> None:
+    """List the models with their provenance and how many layers each has."""
+    query.callback(  # type: ignore[misc]
+        "SELECT m.*, count(l.layer) AS n_layer_pools FROM models m "
+        "LEFT JOIN layers l USING (model_id) GROUP BY ALL ORDER BY model_id", False, root)
+
+
+@cli.command()
+@click.option("--model-id", default=None, help="Only this model.")
+@root_option
+def layers(model_id: str | None, root: Path) -> None:
+    """List the recorded layers and pools of every model (or one)."""
+    where = "" if model_id is None else "WHERE model_id = '" + model_id.replace("'", "''") + "'"
+    query.callback(  # type: ignore[misc]
+        f"SELECT model_id, layer, pool, kind, n_units, shape FROM layers {where} "
+        "ORDER BY model_id, layer, pool", False, root)
+
+
+@cli.command()
+def tables() -> None:
+    """List the warehouse tables, their partition keys and what a row is."""
+    from unitsel.schema import TABLES
+
+    for t in TABLES.values():
+        click.echo(f"{t.name}  (partitioned by {', '.join(t.partition_by)})\n  {t.doc}")
+        for c in t.columns:
+            click.echo(f"    {c.name:<16} {c.duckdb_type:<10} {c.doc}")
+
+
+def _double_quoted(text: str) -> str:
+    # Double quotes keep the SQL's single quotes readable in the printed command.
+    return '"' + "".join("\\" + ch if ch in '"$`\\' else ch for ch in text) + '"'
+
+
+def duckdb_command(root: Path) -> str:
+    """The shell command that opens `root` in the DuckDB CLI with every view and macro."""
+    from unitsel.sqlfiles import sql_home
+
+    root_sql = str(Path(root).resolve()).replace("'", "''")
+    duckdb = Path(sys.executable).with_name("duckdb")
+    return (f"cd {shlex.quote(str(sql_home()))} && {shlex.quote(str(duckdb))} "
+            f"-cmd {_double_quoted(f'SET VARIABLE wh_root={chr(39)}{root_sql}{chr(39)}')} "
+            f"-cmd {_double_quoted('.read sql/init.sql')}")
+
+
+@cli.command()
+@root_option
+def sql(root: Path) -> None:
+    """Print the command that opens this warehouse in the DuckDB CLI."""
+    click.echo(duckdb_command(root))
+
+
+def main() -> None:
+    cli()

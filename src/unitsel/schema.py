@@ -1,0 +1,170 @@
+"""Every warehouse table, declared once.
+
+The writer casts to these declarations, `sql/tables.sql` is generated from them and the test
+fixtures are built through them: a table's columns are never spelled twice by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+_DUCKDB_TYPES: dict[pl.DataType, str] = {
+    pl.String(): "VARCHAR",
+    pl.Int32(): "INTEGER",
+    pl.Int64(): "BIGINT",
+    pl.Float32(): "FLOAT",
+    pl.Float64(): "DOUBLE",
+    pl.Boolean(): "BOOLEAN",
+    pl.List(pl.Int32()): "INTEGER[]",
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: its name, Polars type, whether NULL is allowed, and what it holds."""
+
+    name: str
+    dtype: pl.DataType
+    doc: str
+    nullable: bool = False
+
+    @property
+    def duckdb_type(self) -> str:
+        return _DUCKDB_TYPES[self.dtype]
+
+
+@dataclass(frozen=True)
+class Table:
+    """A Hive-partitioned Parquet table: `<root>/<name>/<key>=<value>/.../data.parquet`."""
+
+    name: str
+    columns: tuple[Column, ...]
+    partition_by: tuple[str, ...]
+    doc: str
+
+    def __post_init__(self) -> None:
+        missing = set(self.partition_by) - set(self.column_names)
+        if missing:
+            raise ValueError(f"table {self.name}: partition keys {sorted(missing)} are not columns")
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def data_columns(self) -> list[Column]:
+        """Columns stored inside the Parquet files (partition keys live in the path)."""
+        return [c for c in self.columns if c.name not in self.partition_by]
+
+    @property
+    def polars_schema(self) -> pl.Schema:
+        return pl.Schema({c.name: c.dtype for c in self.columns})
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+
+def _key(name: str, doc: str) -> Column:
+    return Column(name, pl.String(), doc)
+
+
+_MODEL_ID = _key("model_id", "Model identifier chosen at ingest, e.g. 'alexnet-trained'.")
+_STIMULUS_SET = _key("stimulus_set", "Stimulus set identifier, e.g. 'imagenet-val'.")
+_LAYER = _key("layer", "Torch module path verbatim ('features.10'), or 'output' / 'prob'.")
+_POOL = _key(
+    "pool",
+    "'none': one unit per output element; 'mean' / 'max' / 'l2': a conv channel "
+    "aggregated over space (kernel level).",
+)
+_STIMULUS = Column("stimulus", pl.Int32(), "Stimulus index within its set (0-based).")
+_UNIT = Column("unit", pl.Int32(), "Unit index within the layer (C-order flat index, or channel).")
+
+MODELS = Table(
+    "models",
+    (
+        _MODEL_ID,
+        Column("architecture", pl.String(), "Architecture name, e.g. 'mobilenet_v2'."),
+        Column("state", pl.String(), "'trained', 'untrained' or a checkpoint name."),
+        Column(
+            "weights_sha256",
+            pl.String(),
+            "sha256 over the state dict (names, dtypes, shapes, bytes); NULL when unknown.",
+            nullable=True,
+        ),
+        Column("preprocessing", pl.String(), "JSON: image size, normalisation, resizing."),
+        Column("source", pl.String(), "Where the model came from (weights file, array file)."),
+    ),
+    ("model_id",),
+    "One row per model: provenance, so activations from different set-ups never mix silently.",
+)
+
+LAYERS = Table(
+    "layers",
+    (
+        _MODEL_ID,
+        _LAYER,
+        _POOL,
+        Column("kind", pl.String(), "Module class ('Conv2d', 'Linear', 'ReLU', 'Softmax', …)."),
+        Column("n_units", pl.Int32(), "Number of units in this layer at this pool."),
+        Column("shape", pl.List(pl.Int32()), "Output shape per stimulus, e.g. [64, 56, 56]."),
+    ),
+    ("model_id", "layer", "pool"),
+    "One row per recorded layer and pool of a model: one per activations partition.",
+)
+
+STIMULI = Table(
+    "stimuli",
+    (
+        _STIMULUS_SET,
+        _STIMULUS,
+        Column("uri", pl.String(), "Image path relative to the set's folder; NULL for arrays.",
+               nullable=True),
+        Column("label", pl.String(), "Class label of the stimulus."),
+        Column("wnid", pl.String(), "WordNet noun id ('n02084071') when known.", nullable=True),
+    ),
+    ("stimulus_set",),
+    "One row per stimulus of a set, with its class label.",
+)
+
+PREDICTIONS = Table(
+    "predictions",
+    (
+        _MODEL_ID,
+        _STIMULUS_SET,
+        _STIMULUS,
+        Column("predicted_label", pl.String(), "The model's top-1 label; NULL when unknown.",
+               nullable=True),
+        Column("is_correct", pl.Boolean(), "Whether the top-1 prediction equals the label."),
+    ),
+    ("model_id", "stimulus_set"),
+    "One row per (model, stimulus): the model's prediction and whether it is correct.",
+)
+
+ACTIVATIONS = Table(
+    "activations",
+    (
+        _MODEL_ID,
+        _STIMULUS_SET,
+        _LAYER,
+        _POOL,
+        _UNIT,
+        _STIMULUS,
+        Column("activation", pl.Float32(), "The unit's response to the stimulus (finite)."),
+    ),
+    ("model_id", "stimulus_set", "layer", "pool"),
+    "One row per (unit, stimulus): the raw truth every summary and metric derives from.",
+)
+
+TABLES: dict[str, Table] = {
+    t.name: t for t in (MODELS, LAYERS, STIMULI, PREDICTIONS, ACTIVATIONS)
+}
+
+
+def table(name: str) -> Table:
+    """The declared table called `name`, or a KeyError listing the tables that exist."""
+    try:
+        return TABLES[name]
+    except KeyError:
+        raise KeyError(f"no table {name!r}; tables are {sorted(TABLES)}") from None

@@ -1,0 +1,79 @@
+"""Load `sql/init.sql` exactly as the DuckDB CLI does, and generate `sql/tables.sql`.
+
+The CLI resolves `.read` paths against the working directory (the repo root); this loader
+resolves them against the folder that holds `sql/`, and runs the same text. There is no second
+list of SQL files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from unitsel.schema import TABLES, Table
+
+_HERE = Path(__file__).resolve().parent
+
+
+def sql_home() -> Path:
+    """The folder holding `sql/`: the package itself when installed from a wheel, else the
+    repository root (source checkout or editable install)."""
+    for home in (_HERE, _HERE.parents[1]):
+        if (home / "sql" / "init.sql").is_file():
+            return home
+    raise FileNotFoundError(f"sql/init.sql not found beside {_HERE} or in {_HERE.parents[1]}")
+
+
+def _expand(path: Path, home: Path) -> str:
+    lines = []
+    for line in path.read_text().splitlines():
+        stripped = line.strip()
+        if stripped.startswith(".read "):
+            lines.append(_expand(home / stripped.removeprefix(".read ").strip(), home))
+        elif stripped.startswith("."):
+            raise ValueError(f"{path}: only .read dot-commands are supported, got {stripped!r}")
+        else:
+            lines.append(line)
+    return "\n".join(lines)
+
+
+def init_script() -> str:
+    """The full text `duckdb -init sql/init.sql` runs, `.read` lines expanded."""
+    home = sql_home()
+    return _expand(home / "sql" / "init.sql", home)
+
+
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _view(t: Table) -> str:
+    hive_types = ", ".join(f"{k!r}: 'VARCHAR'" for k in t.partition_by)
+    columns = ",\n    ".join(t.column_names)
+    return (
+        f"CREATE OR REPLACE VIEW {t.name} AS\nSELECT\n    {columns}\n"
+        f"FROM read_parquet(\n    getvariable('wh_root') || '/{t.name}/"
+        + "".join("*/" for _ in t.partition_by)
+        + "*.parquet',\n"
+        f"    hive_partitioning = true,\n    hive_types = {{{hive_types}}}\n);\n"
+        f"COMMENT ON VIEW {t.name} IS {_sql_string(t.doc)};\n"
+    )
+
+
+def render_tables_sql() -> str:
+    """The text of `sql/tables.sql`, generated from the schema registry."""
+    header = (
+        "-- GENERATED from src/unitsel/schema.py by `python -m unitsel.sqlfiles`; do not edit.\n"
+        "-- One view per table over its Hive-partitioned Parquet under getvariable('wh_root').\n"
+    )
+    return header + "\n" + "\n".join(_view(t) for t in TABLES.values())
+
+
+def main() -> None:
+    """Regenerate `sql/tables.sql` in the source checkout."""
+    target = sql_home() / "sql" / "tables.sql"
+    target.write_text(render_tables_sql())
+    print(f"wrote {target}")
+
+
+if __name__ == "__main__":
+    main()

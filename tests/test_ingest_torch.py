@@ -1,0 +1,158 @@
+"""Recording torch models: values against a direct forward pass, pools, provenance, faults."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+from torch import nn
+
+import unitsel
+from ingest.activations import ingest_model
+from unitsel.cli import cli
+from unitsel.errors import InputError
+
+N = 10
+
+
+def tiny_model() -> nn.Module:
+    torch.manual_seed(3)
+    return nn.Sequential(
+        nn.Conv2d(2, 3, 3), nn.ReLU(inplace=True), nn.Flatten(), nn.Linear(3 * 4 * 4, 4)
+    )
+
+
+def inputs() -> tuple[torch.Tensor, pl.DataFrame]:
+    x = torch.randn(N, 2, 6, 6, generator=torch.Generator().manual_seed(1))
+    labels = pl.DataFrame({"stimulus": pl.Series(range(N), dtype=pl.Int32),
+                           "uri": pl.Series([None] * N, dtype=pl.String),
+                           "label": [str(i % 4) for i in range(N)],
+                           "wnid": pl.Series([None] * N, dtype=pl.String)})
+    return x, labels
+
+
+def ingest(root: Path, model: nn.Module, **options: object) -> None:
+    x, labels = inputs()
+    defaults: dict[str, object] = dict(
+        model_id="tiny", stimulus_set="noise", root=root, architecture="tiny", state="trained",
+        preprocessing="{}", source="test", class_names=["0", "1", "2", "3"], batch_size=3,
+        progress=False)
+    ingest_model(model, x, labels, **{**defaults, **options})  # type: ignore[arg-type]
+
+
+def matrix(root: Path, layer: str, pool: str) -> np.ndarray:
+    frame = unitsel.scan("activations", root).filter(
+        (pl.col("layer") == layer) & (pl.col("pool") == pool)).collect()
+    n_units = frame["unit"].max() + 1  # type: ignore[operator]
+    out = np.full((N, n_units), np.nan, dtype=np.float32)
+    out[frame["stimulus"].to_numpy(), frame["unit"].to_numpy()] = frame["activation"].to_numpy()
+    return out
+
+
+def close(actual: np.ndarray, expected: np.ndarray) -> None:
+    # float32 rounding: kernels may sum in another order for another batch size.
+    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_default_layers_match_a_direct_forward_pass(root: Path) -> None:
+    model = tiny_model()
+    ingest(root, model)
+    x, _ = inputs()
+    with torch.no_grad():
+        conv = model[0](x)  # before the in-place ReLU, which must not leak into it
+        logits = model(x)
+    close(matrix(root, "0", "none"), conv.reshape(N, -1).numpy())
+    assert (matrix(root, "0", "none") < 0).any()
+    spatial = conv.reshape(N, 3, -1).numpy()
+    close(matrix(root, "0", "mean"), spatial.mean(axis=2))
+    close(matrix(root, "0", "max"), spatial.max(axis=2))
+    close(matrix(root, "0", "l2"), np.sqrt((spatial**2).sum(axis=2)))
+    close(matrix(root, "3", "none"), logits.numpy())
+    e = np.exp(logits.numpy() - logits.numpy().max(axis=1, keepdims=True))
+    close(matrix(root, "prob", "none"), e / e.sum(axis=1, keepdims=True))
+    with unitsel.connection(root) as con:
+        layers = con.sql("SELECT layer, pool, kind, n_units, shape FROM layers "
+                         "ORDER BY layer, pool").fetchall()
+        predictions = con.sql("SELECT predicted_label, is_correct FROM predictions "
+                              "ORDER BY stimulus").fetchall()
+    # The output is the last Linear's output, so no separate `output` layer is recorded.
+    assert layers == [("0", "l2", "Conv2d", 3, [3]), ("0", "max", "Conv2d", 3, [3]),
+                      ("0", "mean", "Conv2d", 3, [3]), ("0", "none", "Conv2d", 48, [3, 4, 4]),
+                      ("3", "none", "Linear", 4, [4]), ("prob", "none", "Softmax", 4, [4])]
+    top1 = logits.argmax(dim=1).numpy()
+    assert predictions == [(str(t), str(t) == str(i % 4)) for i, t in enumerate(top1)]
+
+
+def test_batch_size_does_not_change_the_values(tmp_path: Path) -> None:
+    ingest(tmp_path / "a", tiny_model(), batch_size=1)
+    ingest(tmp_path / "b", tiny_model(), batch_size=7)
+    for layer, pool in (("0", "none"), ("0", "l2"), ("prob", "none")):
+        close(matrix(tmp_path / "a", layer, pool),
+                                   matrix(tmp_path / "b", layer, pool))
+
+
+def test_weights_hash_is_sha256_of_the_state_dict(root: Path) -> None:
+    model = tiny_model()
+    ingest(root, model)
+    digest = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.numpy().tobytes())
+    stored = unitsel.scan("models", root).collect()["weights_sha256"].item()
+    assert stored == digest.hexdigest()
+
+
+def test_shared_module_is_refused_and_nothing_is_written(root: Path) -> None:
+    relu = nn.ReLU()
+    model = nn.Sequential(nn.Conv2d(2, 2, 1), relu, nn.Conv2d(2, 2, 1), relu)
+    with pytest.raises(InputError, match="runs more than once"):
+        ingest(root, model, layers=["1"], class_names=None)
+    assert unitsel.scan("activations", root).collect().is_empty()
+
+
+def test_unknown_layer_is_named(root: Path) -> None:
+    with pytest.raises(InputError, match=r"no modules \['fc9'\]"):
+        ingest(root, tiny_model(), layers=["fc9"])
+
+
+def test_cli_records_a_torchvision_model_on_an_image_folder(tmp_path: Path, root: Path) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    rows = ["stimulus,uri,label"]
+    for i in range(4):
+        Image.fromarray((np.random.default_rng(i).random((40, 40, 3)) * 255).astype(np.uint8)
+                        ).save(images / f"{i}.png")
+        rows.append(f"{i},{i}.png,{'a' if i < 2 else 'b'}")
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    result = CliRunner().invoke(cli, [
+        "ingest", "activations", "--model-id", "r18", "--arch", "resnet18",
+        "--stimulus-set", "noise", "--images", str(images), "--labels",
+        str(tmp_path / "labels.csv"), "--layers", "conv1,layer4.1.conv2,fc,prob",
+        "--pools", "none,mean", "--image-size", "32", "--resize", "32", "--batch-size", "3",
+        "--root", str(root)])
+    assert result.exit_code == 0, result.output
+    with unitsel.connection(root) as con:
+        assert con.sql("SELECT state, source FROM models").fetchone() == (
+            "untrained", "random init, seed 0")
+        counts = dict(con.sql("SELECT layer || '/' || pool, count(*) FROM activations "
+                              "GROUP BY ALL").fetchall())
+    assert counts == {"conv1/none": 4 * 64 * 16 * 16, "conv1/mean": 4 * 64,
+                      "layer4.1.conv2/none": 4 * 512, "layer4.1.conv2/mean": 4 * 512,
+                      "fc/none": 4 * 1000, "prob/none": 4 * 1000}
+
+
+def test_cli_missing_image_is_located(tmp_path: Path, root: Path) -> None:
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels.csv").write_text("stimulus,uri,label\n0,missing.png,a\n")
+    result = CliRunner().invoke(cli, [
+        "ingest", "activations", "--model-id", "r18", "--arch", "resnet18",
+        "--stimulus-set", "s", "--images", str(tmp_path / "images"), "--labels",
+        str(tmp_path / "labels.csv"), "--root", str(root)])
+    assert result.exit_code != 0
+    assert "labels.csv" in result.output and "missing.png does not exist" in result.output

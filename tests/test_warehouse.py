@@ -1,0 +1,141 @@
+"""The writer and readers: round trips, atomic replacement, located errors."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
+
+import unitsel
+from unitsel.errors import InputError
+from unitsel.schema import ACTIVATIONS, TABLES
+from unitsel.warehouse import EMPTY_PARTITION, Transaction, partition_dir
+
+NAMES = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1,
+                max_size=12).filter(lambda s: s != EMPTY_PARTITION)
+
+
+def activations_frame(model_id: str, layer: str, matrix: np.ndarray) -> pl.DataFrame:
+    n_stimuli, n_units = matrix.shape
+    return pl.DataFrame({
+        "model_id": model_id, "stimulus_set": "set", "layer": layer, "pool": "none",
+        "unit": np.tile(np.arange(n_units), n_stimuli),
+        "stimulus": np.repeat(np.arange(n_stimuli), n_units),
+        "activation": matrix.reshape(-1).astype(np.float32),
+    })
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(model_id=NAMES, layer=NAMES,
+       matrix=st.integers(1, 6).flatmap(lambda s: st.integers(1, 5).map(lambda u: (s, u))).map(
+           lambda shape: np.random.default_rng(sum(shape)).normal(size=shape)))
+def test_write_then_scan_and_query_round_trip(tmp_path_factory: pytest.TempPathFactory,
+                                              model_id: str, layer: str,
+                                              matrix: np.ndarray) -> None:
+    root = tmp_path_factory.mktemp("wh")
+    frame = activations_frame(model_id, layer, matrix)
+    unitsel.write(frame, "activations", root)
+    expected = frame.cast(ACTIVATIONS.polars_schema).sort("unit", "stimulus")
+    assert_frame_equal(unitsel.scan("activations", root).collect().sort("unit", "stimulus"),
+                       expected)
+    with unitsel.connection(root) as con:
+        got = con.sql("SELECT * FROM activations ORDER BY unit, stimulus").pl()
+    assert_frame_equal(got, expected)
+
+
+def test_empty_warehouse_views_bind_with_registry_columns(root: Path) -> None:
+    with unitsel.connection(root) as con:
+        for t in TABLES.values():
+            described = con.sql(f"DESCRIBE {t.name}").fetchall()
+            assert [(r[0], r[1]) for r in described] == [(c.name, c.duckdb_type)
+                                                         for c in t.columns]
+            assert con.sql(f"SELECT count(*) FROM {t.name}").fetchone() == (0,)
+            assert unitsel.scan(t.name, root).collect().schema == t.polars_schema
+
+
+def test_rewrite_replaces_partition_and_leaves_others(root: Path) -> None:
+    unitsel.write(activations_frame("m", "a", np.ones((3, 2))), "activations", root)
+    unitsel.write(activations_frame("m", "b", np.ones((3, 2))), "activations", root)
+    unitsel.write(activations_frame("m", "a", np.full((2, 2), 7.0)), "activations", root)
+    got = unitsel.scan("activations", root).group_by("layer").agg(
+        pl.len(), pl.col("activation").sum()).sort("layer").collect()
+    assert got.rows() == [("a", 4, 28.0), ("b", 6, 6.0)]
+
+
+def test_failed_transaction_writes_nothing(root: Path) -> None:
+    unitsel.init(root)
+    before = sorted(p.relative_to(root) for p in root.rglob("*.parquet"))
+    with pytest.raises(RuntimeError), Transaction(root) as tx:
+        tx.write(activations_frame("m", "a", np.ones((3, 2))), "activations")
+        raise RuntimeError("job failed half way")
+    assert sorted(p.relative_to(root) for p in root.rglob("*.parquet")) == before
+    assert not any((root / ".staging").iterdir())
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [("activation", float("nan"), "nan is not allowed"),
+     ("activation", float("inf"), "inf is not allowed"),
+     ("unit", "three", "is not INTEGER"),
+     ("layer", None, "NULL is not allowed")],
+)
+def test_bad_values_are_located(root: Path, column: str, value: object, message: str) -> None:
+    frame = activations_frame("m", "a", np.ones((2, 2))).with_columns(
+        pl.when(pl.int_range(pl.len()) == 3).then(pl.lit(value)).otherwise(pl.col(column))
+        .alias(column))
+    with pytest.raises(InputError, match=message) as error:
+        unitsel.write(frame, "activations", root)
+    assert error.value.row == 3 and error.value.column == column
+    assert unitsel.scan("activations", root).collect().is_empty()
+
+
+def test_missing_and_extra_columns_are_named(root: Path) -> None:
+    frame = activations_frame("m", "a", np.ones((2, 2))).drop("pool").with_columns(x=1)
+    with pytest.raises(InputError, match=r"missing \['pool'\], unexpected \['x'\]"):
+        unitsel.write(frame, "activations", root)
+
+
+def test_partition_values_are_percent_encoded_on_disk(root: Path) -> None:
+    name = "a/b'c\"d..e"
+    unitsel.write(activations_frame(name, "..", np.ones((1, 1))), "activations", root)
+    folder = partition_dir(root, ACTIVATIONS, {"model_id": name, "stimulus_set": "set",
+                                               "layer": "..", "pool": "none"})
+    assert folder.parent.parent.parent.name == "model_id=a%2Fb%27c%22d..e"
+    assert (folder / "data.parquet").is_file() and folder.is_relative_to(root / "activations")
+
+
+def test_sigkill_midway_leaves_no_partial_partition(root: Path) -> None:
+    """A writer killed while streaming a large partition: readers see the old data only."""
+    unitsel.write(activations_frame("m", "a", np.ones((2, 2))), "activations", root)
+    script = textwrap.dedent(f"""
+        import sys, numpy as np, polars as pl
+        from unitsel.warehouse import Transaction
+        with Transaction({str(root)!r}) as tx:
+            chunk = pl.DataFrame({{"unit": np.arange(1 << 18, dtype=np.int32),
+                                  "stimulus": np.zeros(1 << 18, dtype=np.int32),
+                                  "activation": np.ones(1 << 18, dtype=np.float32)}})
+            for i in range(10_000):
+                tx.write_partition("activations", {{"model_id": "m", "stimulus_set": "set",
+                                   "layer": "a", "pool": "none"}}, chunk)
+                if i == 3:
+                    print("streaming", flush=True)
+    """)
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None and child.stdout.readline().strip() == "streaming"
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    assert unitsel.scan("activations", root).select(pl.len()).collect().item() == 4
+    assert any((root / ".staging").iterdir())  # the dead writer's leftovers, invisible
+    unitsel.write(activations_frame("m", "b", np.ones((1, 1))), "activations", root)
+    assert not any((root / ".staging").iterdir())  # removed by the next writer
