@@ -74,3 +74,79 @@ FROM read_parquet(
     hive_types = {'model_id': 'VARCHAR', 'stimulus_set': 'VARCHAR', 'layer': 'VARCHAR', 'pool': 'VARCHAR'}
 );
 COMMENT ON VIEW activations IS 'One row per (unit, stimulus): the raw truth every summary and metric derives from.';
+
+CREATE OR REPLACE VIEW class_stats AS
+SELECT
+    model_id,
+    stimulus_set,
+    layer,
+    pool,
+    subset,
+    unit,
+    label,
+    n,
+    mean,
+    m2,
+    min,
+    max
+FROM read_parquet(
+    getvariable('wh_root') || '/class_stats/*/*/*/*/*.parquet',
+    hive_partitioning = true,
+    hive_types = {'model_id': 'VARCHAR', 'stimulus_set': 'VARCHAR', 'layer': 'VARCHAR', 'pool': 'VARCHAR'}
+);
+COMMENT ON VIEW class_stats IS 'Summary: per unit and label, sufficient statistics of the activations.';
+
+CREATE OR REPLACE VIEW unit_top AS
+SELECT
+    model_id,
+    stimulus_set,
+    layer,
+    pool,
+    subset,
+    unit,
+    rank,
+    stimulus,
+    label,
+    activation
+FROM read_parquet(
+    getvariable('wh_root') || '/unit_top/*/*/*/*/*.parquet',
+    hive_partitioning = true,
+    hive_types = {'model_id': 'VARCHAR', 'stimulus_set': 'VARCHAR', 'layer': 'VARCHAR', 'pool': 'VARCHAR'}
+);
+COMMENT ON VIEW unit_top IS 'Summary: per unit its top-k most activating stimuli (k = summary_builds.k).';
+
+CREATE OR REPLACE VIEW unit_summaries AS
+SELECT
+    model_id,
+    stimulus_set,
+    layer,
+    pool,
+    subset,
+    unit,
+    n,
+    top_label,
+    top_activation,
+    max_other,
+    n_top_label,
+    top_cluster
+FROM read_parquet(
+    getvariable('wh_root') || '/unit_summaries/*/*/*/*/*.parquet',
+    hive_partitioning = true,
+    hive_types = {'model_id': 'VARCHAR', 'stimulus_set': 'VARCHAR', 'layer': 'VARCHAR', 'pool': 'VARCHAR'}
+);
+COMMENT ON VIEW unit_summaries IS 'Summary: per unit what top-class selectivity needs.';
+
+CREATE OR REPLACE VIEW summary_builds AS
+SELECT
+    model_id,
+    stimulus_set,
+    layer,
+    pool,
+    k,
+    fingerprint
+FROM read_parquet(
+    getvariable('wh_root') || '/summary_builds/*/*/*/*/*.parquet',
+    hive_partitioning = true,
+    hive_types = {'model_id': 'VARCHAR', 'stimulus_set': 'VARCHAR', 'layer': 'VARCHAR', 'pool': 'VARCHAR'}
+);
+COMMENT ON VIEW summary_builds IS 'One row per summarised activations partition: what its summaries were built from.';

@@ -7,3 +7,111 @@ JOIN stimuli s USING (stimulus_set, stimulus)
 LEFT JOIN predictions p USING (model_id, stimulus_set, stimulus);
 COMMENT ON VIEW labelled_activations IS
     'activations with each stimulus'' label and wnid, and the model''s prediction (NULL if none recorded).';
+
+-- Every unit's class selectivity (Gale et al. 2019), for every summarised partition and subset,
+-- from the summaries alone. Pinned definitions (docs/metrics.md):
+--   top_label: label of the most active stimulus (ties: smallest stimulus id);
+--   ccmas_label / ccmas2_label: labels with the highest / second-highest mean (ties: label
+--   ascending); mu_rest is the mean of the other labels' means;
+--   precision_label: most frequent label among the top 100 (ties: the one ranked first).
+CREATE OR REPLACE VIEW selectivity AS
+WITH by_mean AS (
+    SELECT model_id, stimulus_set, layer, pool, subset, unit, label, mean,
+           row_number() OVER w AS mean_rank,
+           count(*) OVER (PARTITION BY model_id, stimulus_set, layer, pool, subset, unit)
+               AS n_labels,
+           sum(mean) OVER (PARTITION BY model_id, stimulus_set, layer, pool, subset, unit)
+               AS sum_means
+    FROM class_stats
+    WINDOW w AS (PARTITION BY model_id, stimulus_set, layer, pool, subset, unit
+                 ORDER BY mean DESC, label)
+), ccmas AS (
+    SELECT model_id, stimulus_set, layer, pool, subset, unit,
+           any_value(label) FILTER (mean_rank = 1) AS ccmas_label,
+           sel_ccmas(any_value(mean) FILTER (mean_rank = 1),
+                     sel_mean_rest(any_value(sum_means), any_value(mean) FILTER (mean_rank = 1),
+                                   any_value(n_labels))) AS ccmas,
+           any_value(label) FILTER (mean_rank = 2) AS ccmas2_label,
+           sel_ccmas(any_value(mean) FILTER (mean_rank = 2),
+                     sel_mean_rest(any_value(sum_means), any_value(mean) FILTER (mean_rank = 2),
+                                   any_value(n_labels))) AS ccmas2
+    FROM by_mean
+    GROUP BY ALL
+), label_counts AS (
+    SELECT model_id, stimulus_set, layer, pool, subset, unit, label,
+           count(*) FILTER (rank <= 100) AS in_top_100,
+           count(*) FILTER (rank <= 60) AS in_top_60,
+           min(rank) AS first_rank
+    FROM unit_top
+    GROUP BY ALL
+), precision AS (
+    SELECT model_id, stimulus_set, layer, pool, subset, unit,
+           arg_max(label, {'count': in_top_100, 'first': -first_rank}) AS precision_label,
+           max(in_top_100) AS most_in_100,
+           max(in_top_60) AS most_in_60
+    FROM label_counts
+    GROUP BY ALL
+)
+SELECT u.model_id, u.stimulus_set, u.layer, u.pool, u.subset, u.unit,
+       u.n AS n_stimuli,
+       u.top_label,
+       sel_top_class(u.top_cluster, u.n_top_label, u.max_other) AS top_class_selectivity,
+       sel_is_localist(sel_top_class(u.top_cluster, u.n_top_label, u.max_other)) AS is_localist,
+       c.ccmas_label, c.ccmas, c.ccmas2_label, c.ccmas2,
+       p.precision_label,
+       sel_precision(p.most_in_100, 100, u.n) AS precision_100,
+       sel_precision(p.most_in_60, 60, u.n) AS precision_60
+FROM unit_summaries u
+JOIN ccmas c USING (model_id, stimulus_set, layer, pool, subset, unit)
+JOIN precision p USING (model_id, stimulus_set, layer, pool, subset, unit);
+COMMENT ON VIEW selectivity IS
+    'Class selectivity of every unit (Gale 2019): top-class, localist, CCMAS, CCMAS2, precision 100/60; subset all or correct.';
+
+-- One partition's units; correct_only := true uses only correctly classified stimuli, as
+-- Gale et al. did (empty when the model has no recorded predictions).
+CREATE OR REPLACE MACRO unit_selectivity(model_name, set_name, layer_name, pool_name,
+                                         correct_only := false) AS TABLE
+SELECT s.unit, s.n_stimuli, s.top_label, s.top_class_selectivity, s.is_localist,
+       s.ccmas_label, s.ccmas, s.ccmas2_label, s.ccmas2,
+       s.precision_label, s.precision_100, s.precision_60
+FROM selectivity s
+WHERE s.model_id = model_name AND s.stimulus_set = set_name AND s.layer = layer_name
+  AND s.pool = pool_name AND s.subset = CASE WHEN correct_only THEN 'correct' ELSE 'all' END
+ORDER BY s.unit;
+
+-- Per layer: mean and spread of every metric (Gale et al. Fig. 2), with the model's state so
+-- trained and untrained networks sit side by side.
+CREATE OR REPLACE VIEW layer_selectivity AS
+SELECT s.model_id, m.state, s.stimulus_set, s.layer, s.pool, s.subset,
+       count(*) AS n_units,
+       avg(s.top_class_selectivity) AS mean_top_class_selectivity,
+       max(s.top_class_selectivity) AS max_top_class_selectivity,
+       avg(s.is_localist::INTEGER) AS share_localist,
+       avg(s.ccmas) AS mean_ccmas,
+       quantile_cont(s.ccmas, [0.1, 0.5, 0.9]) AS ccmas_deciles_10_50_90,
+       avg(s.ccmas2) AS mean_ccmas2,
+       avg(s.precision_100) AS mean_precision_100,
+       quantile_cont(s.precision_100, [0.1, 0.5, 0.9]) AS precision_100_deciles_10_50_90,
+       avg(s.precision_60) AS mean_precision_60,
+       histogram(round(s.top_class_selectivity, 1)) AS top_class_selectivity_histogram
+FROM selectivity s
+JOIN models m USING (model_id)
+GROUP BY ALL;
+COMMENT ON VIEW layer_selectivity IS
+    'Per model, layer and pool: mean, deciles and histogram of every class-selectivity metric (Gale 2019 Fig. 2).';
+
+-- Jitterplot data for one unit (Gale et al. Figs. 3-4): every stimulus' activation, label and
+-- whether it is the unit's top / CCMAS label, plus a deterministic jitter in [0, 1).
+CREATE OR REPLACE MACRO unit_jitter(model_name, set_name, layer_name, pool_name, unit_id,
+                                    correct_only := false) AS TABLE
+SELECT a.stimulus, a.activation, a.label, a.is_correct,
+       a.label = sel.top_label AS is_top_label,
+       a.label = sel.ccmas_label AS is_ccmas_label,
+       (hash(a.stimulus) % 1000000) / 1000000.0 AS jitter
+FROM labelled_activations a,
+     (SELECT * FROM unit_selectivity(model_name, set_name, layer_name, pool_name,
+                                     correct_only := correct_only) x
+      WHERE x.unit = unit_id) sel
+WHERE a.model_id = model_name AND a.stimulus_set = set_name AND a.layer = layer_name
+  AND a.pool = pool_name AND a.unit = unit_id AND (NOT correct_only OR a.is_correct)
+ORDER BY a.stimulus;

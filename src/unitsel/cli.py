@@ -115,6 +115,39 @@ def tables() -> None:
             click.echo(f"    {c.name:<16} {c.duckdb_type:<10} {c.doc}")
 
 
+@cli.group()
+def metrics() -> None:
+    """Export metric tables for people who do not use SQL."""
+
+
+@metrics.command("selectivity")
+@click.option("--model-id", required=True)
+@click.option("--stimulus-set", required=True)
+@click.option("--layer", default=None, help="One layer; default every layer.")
+@click.option("--pool", default="none", show_default=True)
+@click.option("--correct-only", is_flag=True, help="Only correctly classified stimuli (Gale).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Output file: .csv or .parquet.")
+@root_option
+def selectivity(model_id: str, stimulus_set: str, layer: str | None, pool: str,
+                correct_only: bool, out: Path, root: Path) -> None:
+    """Write every unit's class selectivity (Gale et al. 2019) to a CSV or Parquet file."""
+    from unitsel.exports import export_selectivity
+
+    rows = export_selectivity(root, out, model_id=model_id, stimulus_set=stimulus_set,
+                              layer=layer, pool=pool, correct_only=correct_only)
+    click.echo(f"wrote {rows:,} units to {out}")
+
+
+@cli.command()
+@root_option
+def summarise(root: Path) -> None:
+    """Rebuild the summaries of every activations partition whose inputs changed."""
+    from unitsel.summaries import refresh
+
+    click.echo(f"rebuilt the summaries of {refresh(root)} partitions")
+
+
 def _double_quoted(text: str) -> str:
     # Double quotes keep the SQL's single quotes readable in the printed command.
     return '"' + "".join("\\" + ch if ch in '"$`\\' else ch for ch in text) + '"'

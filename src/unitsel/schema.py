@@ -157,9 +157,65 @@ ACTIVATIONS = Table(
     "One row per (unit, stimulus): the raw truth every summary and metric derives from.",
 )
 
+# Derived tables: rebuilt from an activations partition (and its stimuli and predictions)
+# whenever any of those is rewritten; see unitsel.summaries.
+_SUBSET = _key("subset", "'all' stimuli, or 'correct': those the model classified correctly.")
+_PARTITION = (_MODEL_ID, _STIMULUS_SET, _LAYER, _POOL)
+_LABEL = _key("label", "Class label.")
+
+CLASS_STATS = Table(
+    "class_stats",
+    (*_PARTITION, _SUBSET, _UNIT, _LABEL,
+     Column("n", pl.Int32(), "Number of stimuli of the label."),
+     Column("mean", pl.Float64(), "Mean activation."),
+     Column("m2", pl.Float64(), "Sum of squared deviations from the mean (variance * n)."),
+     Column("min", pl.Float32(), "Smallest activation."),
+     Column("max", pl.Float32(), "Largest activation.")),
+    ACTIVATIONS.partition_by,
+    "Summary: per unit and label, sufficient statistics of the activations.",
+)
+
+UNIT_TOP = Table(
+    "unit_top",
+    (*_PARTITION, _SUBSET, _UNIT,
+     Column("rank", pl.Int32(), "1 = most active; ties broken by stimulus ascending."),
+     _STIMULUS, _LABEL,
+     Column("activation", pl.Float32(), "The stimulus' activation.")),
+    ACTIVATIONS.partition_by,
+    "Summary: per unit its top-k most activating stimuli (k = summary_builds.k).",
+)
+
+UNIT_SUMMARIES = Table(
+    "unit_summaries",
+    (*_PARTITION, _SUBSET, _UNIT,
+     Column("n", pl.Int32(), "Number of stimuli."),
+     Column("top_label", pl.String(), "Label of the most active stimulus."),
+     Column("top_activation", pl.Float32(), "The largest activation."),
+     Column("max_other", pl.Float32(), "Largest activation of any other label; NULL if none.",
+            nullable=True),
+     Column("n_top_label", pl.Int32(), "Number of stimuli of the top label."),
+     Column("top_cluster", pl.Int32(),
+            "Stimuli of the top label strictly more active than every other label's.")),
+    ACTIVATIONS.partition_by,
+    "Summary: per unit what top-class selectivity needs.",
+)
+
+SUMMARY_BUILDS = Table(
+    "summary_builds",
+    (*_PARTITION,
+     Column("k", pl.Int32(), "Top-k kept in unit_top."),
+     Column("fingerprint", pl.String(), "sha256 of the inputs' sizes and mtimes.")),
+    ACTIVATIONS.partition_by,
+    "One row per summarised activations partition: what its summaries were built from.",
+)
+
 TABLES: dict[str, Table] = {
-    t.name: t for t in (MODELS, LAYERS, STIMULI, PREDICTIONS, ACTIVATIONS)
+    t.name: t
+    for t in (MODELS, LAYERS, STIMULI, PREDICTIONS, ACTIVATIONS,
+              CLASS_STATS, UNIT_TOP, UNIT_SUMMARIES, SUMMARY_BUILDS)
 }
+# Writing any of these makes summaries stale.
+SUMMARISED_FROM = frozenset({ACTIVATIONS.name, STIMULI.name, PREDICTIONS.name})
 
 
 def table(name: str) -> Table:

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from unitsel.errors import InputError
-from unitsel.schema import TABLES, Table, table
+from unitsel.schema import SUMMARISED_FROM, TABLES, Table, table
 
 if TYPE_CHECKING:
     import duckdb
@@ -149,8 +149,9 @@ class Transaction:
     atomic `os.replace`.
     """
 
-    def __init__(self, root: Path | str = DEFAULT_ROOT) -> None:
+    def __init__(self, root: Path | str = DEFAULT_ROOT, refresh: bool = True) -> None:
         self.root = Path(root)
+        self.refresh = refresh
         _remove_abandoned_staging(self.root / _STAGING)
         self.staging = self.root / _STAGING / f"{os.getpid()}-{uuid.uuid4().hex}"
         self._partitions: dict[tuple[str, tuple[str, ...]], _StagedPartition] = {}
@@ -166,6 +167,10 @@ class Transaction:
                 self._commit()
         finally:
             shutil.rmtree(self.staging, ignore_errors=True)
+        if exc_type is None and self.refresh and SUMMARISED_FROM & set(self.rows_written):
+            from unitsel.summaries import refresh
+
+            refresh(self.root)
 
     def write(self, frame: pl.DataFrame, t: Table | str, source: object = None) -> None:
         """Stage a frame holding every column of `t`; it is split by the partition keys."""

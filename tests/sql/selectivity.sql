@@ -1,0 +1,35 @@
+-- case: ccmas of a unit silent outside its class is 1
+SELECT sel_ccmas(2.0, 0.0);
+SELECT 1.0;
+
+-- case: ccmas exceeds 1 when the rest mean is negative (not clipped)
+SELECT sel_ccmas(3.0, -1.0);
+SELECT 2.0;
+
+-- case: ccmas is NULL when the denominator is 0
+SELECT sel_ccmas(1.0, -1.0);
+SELECT NULL::DOUBLE;
+
+-- case: mean of the other labels' means
+SELECT sel_mean_rest(6.0, 3.0, 4);
+SELECT 1.0;
+
+-- case: no rest with a single label
+SELECT sel_mean_rest(3.0, 3.0, 1);
+SELECT NULL::DOUBLE;
+
+-- case: top-class selectivity is the cluster share
+SELECT sel_top_class(84, 1000, 0.5);
+SELECT 0.084;
+
+-- case: top-class selectivity is NULL without another label
+SELECT sel_top_class(10, 10, NULL);
+SELECT NULL::DOUBLE;
+
+-- case: localist iff top-class selectivity is 1
+SELECT sel_is_localist(1.0), sel_is_localist(0.99), sel_is_localist(NULL);
+SELECT true, false, NULL::BOOLEAN;
+
+-- case: precision over fewer stimuli than k
+SELECT sel_precision(95, 100, 1000), sel_precision(30, 100, 40);
+SELECT 0.95, 0.75;

@@ -1,0 +1,58 @@
+"""Runs every `-- case:` pair in tests/sql/*.sql: a query, then the query giving its answer."""
+
+from __future__ import annotations
+
+import math
+import re
+from decimal import Decimal
+from numbers import Real
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from unitsel.sqlfiles import init_script
+
+CASES = Path(__file__).parent / "sql"
+
+
+def _cases() -> list[tuple[str, str, str]]:
+    cases = []
+    for path in sorted(CASES.glob("*.sql")):
+        for block in re.split(r"^-- case: ", path.read_text(), flags=re.MULTILINE)[1:]:
+            title, body = block.split("\n", 1)
+            statements = [s.strip() for s in body.split(";") if s.strip()]
+            assert len(statements) == 2, f"{path.name}: case {title!r} needs 2 queries"
+            cases.append((f"{path.stem}: {title}", statements[0], statements[1]))
+    return cases
+
+
+@pytest.fixture(scope="module")
+def con(tmp_path_factory: pytest.TempPathFactory) -> duckdb.DuckDBPyConnection:
+    import unitsel
+
+    return unitsel.connect(tmp_path_factory.mktemp("cases"))
+
+
+def _same(a: object, b: object) -> bool:
+    # Literals like 0.084 are DECIMAL in DuckDB: compare numbers as floats.
+    if isinstance(a, Real | Decimal) and isinstance(b, Real | Decimal) and not isinstance(
+            a, bool):
+        return math.isclose(float(a), float(b), rel_tol=1e-12, abs_tol=1e-15)
+    return a == b
+
+
+@pytest.mark.parametrize(("title", "query", "expected"), _cases(), ids=lambda v: v[:60])
+def test_case(con: duckdb.DuckDBPyConnection, title: str, query: str, expected: str) -> None:
+    got, want = con.sql(query).fetchall(), con.sql(expected).fetchall()
+    assert len(got) == len(want), title
+    for g, w in zip(got, want, strict=True):
+        assert all(_same(x, y) for x, y in zip(g, w, strict=True)), (title, g, w)
+
+
+def test_every_macro_has_a_case() -> None:
+    tested = " ".join(q for _, q, _ in _cases())
+    defined = re.findall(r"CREATE OR REPLACE MACRO (\w+)", init_script())
+    families = {p.stem[:3] for p in (CASES.parent.parent / "sql" / "macros").glob("*.sql")}
+    scalar = [m for m in defined if m.split("_")[0] in families]
+    assert scalar and all(m in tested for m in scalar), set(scalar) - set(tested.split())
