@@ -175,3 +175,67 @@ def test_gale_figure_5(root: Path, kind: str, ccmas: float, precision: float, tc
     assert got["top_class_selectivity"] == pytest.approx(tcs)
     assert got["precision_100"] == pytest.approx(precision)
     assert_same([got], reference(acts, labels))
+
+
+PINNED = {
+    "ties at zero": (np.maximum(np.random.default_rng(1).normal(size=(150, 3)), 0),
+                     [f"c{i % 3}" for i in range(150)]),
+    "all equal": (np.full((120, 2), 0.25), [f"c{i % 4}" for i in range(120)]),
+    "one label": (np.random.default_rng(2).normal(size=(50, 2)), ["only"] * 50),
+    "negative": (-np.abs(np.random.default_rng(3).normal(size=(130, 2))),
+                 [f"c{i % 5}" for i in range(130)]),
+    "unbalanced": (np.random.default_rng(4).normal(size=(200, 2)),
+                   ["rare"] * 3 + ["common"] * 197),
+    "fewer than k": (np.random.default_rng(5).normal(size=(40, 3)),
+                     [f"c{i % 2}" for i in range(40)]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PINNED))
+def test_pinned_edge_cases_match_numpy(root: Path, case: str) -> None:
+    acts, labels = PINNED[case]
+    acts = acts.astype(np.float32)
+    load(root, acts, labels)
+    assert_same(sql_metrics(root), reference(acts, labels))
+
+
+def test_summaries_follow_rewritten_predictions(root: Path) -> None:
+    acts = np.arange(40, dtype=np.float32).reshape(20, 2)
+    labels = [f"c{i % 2}" for i in range(20)]
+    load(root, acts, labels, correct=[True] * 20)
+    assert sql_metrics(root, correct_only=True) == sql_metrics(root)
+    load(root, acts, labels, correct=[i < 10 for i in range(20)])  # now half are wrong
+    assert_same(sql_metrics(root, correct_only=True), reference(acts[:10], labels[:10]))
+
+
+def test_unit_jitter_marks_the_top_and_ccmas_labels(root: Path) -> None:
+    acts = np.random.default_rng(7).normal(size=(60, 2)).astype(np.float32)
+    labels = [f"c{i % 3}" for i in range(60)]
+    load(root, acts, labels)
+    want = reference(acts, labels)[1]
+    with unitsel.connection(root) as con:
+        first = con.sql("SELECT * FROM unit_jitter('m', 's', 'l', 'none', 1)").pl()
+        again = con.sql("SELECT * FROM unit_jitter('m', 's', 'l', 'none', 1)").pl()
+    assert first.equals(again) and first.height == 60
+    np.testing.assert_array_equal(first["activation"].to_numpy(), acts[:, 1])
+    assert first["is_top_label"].to_list() == [lab == want["top_label"] for lab in labels]
+    assert first["is_ccmas_label"].to_list() == [lab == want["ccmas_label"] for lab in labels]
+    assert first["jitter"].min() >= 0 and first["jitter"].max() < 1  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_export_writes_what_the_macro_returns(root: Path, tmp_path: Path, suffix: str) -> None:
+    from click.testing import CliRunner
+
+    from unitsel.cli import cli
+
+    acts = np.random.default_rng(8).normal(size=(30, 3)).astype(np.float32)
+    load(root, acts, [f"c{i % 3}" for i in range(30)])
+    out = tmp_path / f"sel{suffix}"
+    result = CliRunner().invoke(cli, ["metrics", "selectivity", "--model-id", "m",
+                                      "--stimulus-set", "s", "--out", str(out),
+                                      "--root", str(root)])
+    assert result.exit_code == 0, result.output
+    frame = pl.read_csv(out) if suffix == ".csv" else pl.read_parquet(out)
+    assert frame.height == 3
+    assert_same(frame.select(METRICS).to_dicts(), sql_metrics(root))
