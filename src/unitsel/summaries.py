@@ -20,12 +20,17 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 import polars as pl
+from tqdm import tqdm
 
 from unitsel.schema import ACTIVATIONS, PREDICTIONS, STIMULI
-from unitsel.warehouse import DATA_FILE, EMPTY_PARTITION, Transaction, partition_dir
+from unitsel.warehouse import DATA_FILE, EMPTY_PARTITION, Transaction, partition_dir, scan
+
+if TYPE_CHECKING:
+    import duckdb
 
 TOP_K = 100
 Partition = dict[str, str]
@@ -62,10 +67,8 @@ def stale_partitions(root: Path, k: int = TOP_K) -> list[Partition]:
     built: dict[tuple[str, ...], str] = {}
     builds_dir = Path(root) / "summary_builds"
     if builds_dir.exists():
-        from unitsel.warehouse import scan
-
         for row in scan("summary_builds", root).collect().iter_rows(named=True):
-            built[tuple(row[k_] for k_ in ACTIVATIONS.partition_by)] = row["fingerprint"]
+            built[tuple(row[key] for key in ACTIVATIONS.partition_by)] = row["fingerprint"]
     return [p for p in activation_partitions(root)
             if built.get(tuple(p.values())) != fingerprint(root, p, k)]
 
@@ -81,7 +84,7 @@ def build(root: Path, parts: list[Partition], k: int = TOP_K) -> None:
     root = Path(root)
     con = duckdb.connect()
     with Transaction(root, refresh=False) as tx:
-        for part in parts:
+        for part in tqdm(parts, desc="summaries", unit="partition", disable=len(parts) < 4):
             acts, stimuli, predictions = _inputs(root, part)
             if not stimuli.exists():
                 continue  # activations without their stimulus set: nothing to summarise
@@ -106,11 +109,8 @@ def refresh(root: Path, k: int = TOP_K) -> int:
     return len(stale)
 
 
-def _summarise(con: object, acts: str, stimuli: str, correct: str,
+def _summarise(con: duckdb.DuckDBPyConnection, acts: str, stimuli: str, correct: str,
                k: int) -> dict[str, pl.DataFrame]:
-    import duckdb
-
-    assert isinstance(con, duckdb.DuckDBPyConnection)
     # Two aggregations over the raw file: moments per (unit, label, correctness), merged per
     # subset with Chan et al.'s pairwise update for M2; and each unit's top-k for both subsets.
     con.execute(f"""
