@@ -71,6 +71,10 @@ def init(root: Path) -> None:
 @root_option
 def query(sql: str, as_csv: bool, root: Path) -> None:
     """Run one SQL query over the warehouse (all views and macros loaded)."""
+    _print_query(sql, as_csv, root)
+
+
+def _print_query(sql: str, as_csv: bool, root: Path) -> None:
     from unitsel.warehouse import connection
 
     with connection(root) as con:
@@ -88,7 +92,7 @@ def query(sql: str, as_csv: bool, root: Path) -> None:
 @root_option
 def models(root: Path) -> None:
     """List the models with their provenance and how many layers each has."""
-    query.callback(  # type: ignore[misc]
+    _print_query(
         "SELECT m.*, count(l.layer) AS n_layer_pools FROM models m "
         "LEFT JOIN layers l USING (model_id) GROUP BY ALL ORDER BY model_id", False, root)
 
@@ -99,7 +103,7 @@ def models(root: Path) -> None:
 def layers(model_id: str | None, root: Path) -> None:
     """List the recorded layers and pools of every model (or one)."""
     where = "" if model_id is None else "WHERE model_id = '" + model_id.replace("'", "''") + "'"
-    query.callback(  # type: ignore[misc]
+    _print_query(
         f"SELECT model_id, layer, pool, kind, n_units, shape FROM layers {where} "
         "ORDER BY model_id, layer, pool", False, root)
 

@@ -100,7 +100,7 @@ def conform(frame: pl.DataFrame, t: Table, columns: list[str], source: object) -
         if col.name not in columns:
             continue
         series = out[col.name]
-        bad = series.is_null() if not col.nullable else pl.Series([False] * len(series))
+        bad = series.is_null() & (not col.nullable)
         if col.dtype in (pl.Float32(), pl.Float64()):
             bad = bad | ~series.is_finite().fill_null(True)
         if bad.any():
