@@ -2,6 +2,8 @@
 --   duckdb -init sql/init.sql                       (warehouse in ./warehouse)
 --   duckdb -cmd "SET VARIABLE wh_root='DIR'" -cmd ".read sql/init.sql"   (any other root)
 SET VARIABLE wh_root = coalesce(getvariable('wh_root'), 'warehouse');
+.read sql/macros/distributions.sql
 .read sql/macros/selectivity.sql
+.read sql/macros/category.sql
 .read sql/tables.sql
 .read sql/views.sql

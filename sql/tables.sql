@@ -88,7 +88,8 @@ SELECT
     mean,
     m2,
     min,
-    max
+    max,
+    rank_sum
 FROM read_parquet(
     getvariable('wh_root') || '/class_stats/*/*/*/*/*.parquet',
     hive_partitioning = true,
@@ -128,7 +129,8 @@ SELECT
     top_activation,
     max_other,
     n_top_label,
-    top_cluster
+    top_cluster,
+    tie_term
 FROM read_parquet(
     getvariable('wh_root') || '/unit_summaries/*/*/*/*/*.parquet',
     hive_partitioning = true,

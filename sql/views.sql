@@ -115,3 +115,111 @@ FROM labelled_activations a,
 WHERE a.model_id = model_name AND a.stimulus_set = set_name AND a.layer = layer_name
   AND a.pool = pool_name AND a.unit = unit_id AND (NOT correct_only OR a.is_correct)
 ORDER BY a.stimulus;
+
+-- Category selectivity (Lado & Dobs): every unit's FSI, d', Wilcoxon rank-sum and t-tests for
+-- the target label `category_name` against the rest of the stimulus set, for every summarised
+-- partition of the set (narrow with model_name / layer_name / pool_name), from the summaries
+-- alone. t-tests compare the target with each other label separately; their p-values are
+-- Benjamini-Hochberg adjusted across the units of a partition, per compared label. A unit is
+-- t-test selective when every comparison has q < ttest_q and t > 0. Definitions:
+-- docs/metrics.md. Empty when no summary has stimuli of that label.
+CREATE OR REPLACE MACRO category_selectivity(set_name, category_name, model_name := NULL,
+        layer_name := NULL, pool_name := NULL, correct_only := false, fsi_threshold := 0.3,
+        dprime_threshold := 0.65, ranksum_alpha := 0.001, ttest_q := 0.05,
+        welch := false) AS TABLE
+WITH stats AS (
+    SELECT * FROM class_stats
+    WHERE stimulus_set = set_name
+      AND (model_name IS NULL OR model_id = model_name)
+      AND (layer_name IS NULL OR layer = layer_name)
+      AND (pool_name IS NULL OR pool = pool_name)
+      AND subset = CASE WHEN correct_only THEN 'correct' ELSE 'all' END
+), tagged AS (
+    SELECT *, label = category_name AS is_target,
+           sum(n * mean) OVER g / sum(n) OVER g AS group_mean
+    FROM stats
+    WINDOW g AS (PARTITION BY model_id, layer, pool, unit, label = category_name)
+), grouped AS (
+    -- The rest pooled from its labels' moments (Chan et al.'s merge of M2).
+    SELECT model_id, stimulus_set, layer, pool, subset, unit, is_target,
+           sum(n)::INTEGER AS n, any_value(group_mean) AS mean,
+           sum(m2 + n * (mean - group_mean) ** 2) AS m2, sum(rank_sum) AS rank_sum
+    FROM tagged GROUP BY ALL
+), against_rest AS (
+    SELECT t.model_id, t.stimulus_set, t.layer, t.pool, t.subset, t.unit,
+           t.n AS n_target, r.n AS n_rest, t.mean AS mean_target, r.mean AS mean_rest,
+           cat_fsi(t.mean, r.mean) AS fsi,
+           cat_dprime(t.mean, t.m2, t.n, r.mean, r.m2, r.n) AS dprime,
+           cat_ranksum_z(t.rank_sum, t.n, u.n, u.tie_term) AS ranksum_z
+    FROM grouped t
+    JOIN grouped r USING (model_id, stimulus_set, layer, pool, subset, unit)
+    JOIN unit_summaries u USING (model_id, stimulus_set, layer, pool, subset, unit)
+    WHERE t.is_target AND NOT r.is_target
+), ttests AS (
+    SELECT model_id, layer, pool, unit, label, t, p,
+           row_number() OVER (family ORDER BY p NULLS LAST) AS i, count(p) OVER family AS m
+    FROM (
+        SELECT c.model_id, c.layer, c.pool, c.unit, o.label,
+               cat_ttest_t(c.mean, c.m2, c.n, o.mean, o.m2, o.n, welch) AS t,
+               dist_t_two_sided_p(t, cat_ttest_df(c.m2, c.n, o.m2, o.n, welch)) AS p
+        FROM stats c JOIN stats o USING (model_id, layer, pool, unit)
+        WHERE c.label = category_name AND o.label <> category_name
+    )
+    WINDOW family AS (PARTITION BY model_id, layer, pool, label)
+), adjusted AS (
+    -- Benjamini-Hochberg: q_i = min over j >= i of p_j * m / j, at most 1.
+    SELECT model_id, layer, pool, unit,
+           min(t) AS ttest_min_t,
+           max(q) AS ttest_max_p_fdr,
+           bool_and(coalesce(q < ttest_q AND t > 0, false)) AS is_ttest_selective
+    FROM (
+        SELECT *, CASE WHEN p IS NOT NULL THEN least(1, min(p * m / i) OVER (
+                      PARTITION BY model_id, layer, pool, label ORDER BY i DESC)) END AS q
+        FROM ttests
+    )
+    GROUP BY ALL
+), result AS (
+    SELECT a.model_id, a.stimulus_set, a.layer, a.pool, a.subset, a.unit,
+           a.n_target, a.n_rest, a.mean_target, a.mean_rest,
+           a.fsi, coalesce(a.fsi > fsi_threshold, false) AS is_fsi_selective,
+           a.dprime, coalesce(a.dprime > dprime_threshold, false) AS is_dprime_selective,
+           a.ranksum_z, dist_normal_sf(a.ranksum_z) AS ranksum_p,
+           coalesce(dist_normal_sf(a.ranksum_z) < ranksum_alpha, false) AS is_ranksum_selective,
+           t.ttest_min_t, t.ttest_max_p_fdr, coalesce(t.is_ttest_selective, false)
+               AS is_ttest_selective
+    FROM against_rest a LEFT JOIN adjusted t USING (model_id, layer, pool, unit)
+)
+SELECT * FROM result;
+
+-- One partition's units, ordered; the columns docs/metrics.md defines.
+CREATE OR REPLACE MACRO unit_category_selectivity(model_name, set_name, layer_name, pool_name,
+        category_name, correct_only := false, fsi_threshold := 0.3, dprime_threshold := 0.65,
+        ranksum_alpha := 0.001, ttest_q := 0.05, welch := false) AS TABLE
+SELECT * EXCLUDE (model_id, stimulus_set, layer, pool, subset)
+FROM category_selectivity(set_name, category_name, model_name := model_name,
+                          layer_name := layer_name, pool_name := pool_name,
+                          correct_only := correct_only, fsi_threshold := fsi_threshold,
+                          dprime_threshold := dprime_threshold, ranksum_alpha := ranksum_alpha,
+                          ttest_q := ttest_q, welch := welch)
+ORDER BY unit;
+
+-- Percent of selective units per model, layer, pool and metric (Lado & Dobs Fig. 1b-c: pool
+-- 'none' = units, 'mean' / 'l2' / 'max' = kernels), with the model's state for trained vs
+-- untrained. A table macro rather than a view because the target category is a parameter.
+CREATE OR REPLACE MACRO layer_category_selectivity(set_name, category_name,
+        correct_only := false) AS TABLE
+SELECT s.model_id, m.state, s.layer, s.pool, s.metric,
+       count(*) AS n_units,
+       count(*) FILTER (s.selective) AS n_selective,
+       100 * count(*) FILTER (s.selective) / count(*) AS percent_selective
+FROM (
+    UNPIVOT (
+        SELECT model_id, layer, pool, unit, is_fsi_selective AS fsi,
+               is_dprime_selective AS dprime, is_ranksum_selective AS ranksum,
+               is_ttest_selective AS ttest
+        FROM category_selectivity(set_name, category_name, correct_only := correct_only)
+    ) ON fsi, dprime, ranksum, ttest INTO NAME metric VALUE selective
+) s
+LEFT JOIN models m USING (model_id)
+GROUP BY ALL
+ORDER BY s.model_id, s.layer, s.pool, s.metric;

@@ -9,10 +9,9 @@ import numpy as np
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 import unitsel
-from unitsel import Transaction
+from tests.layers import layers, load
 
 METRICS = ["top_label", "top_class_selectivity", "is_localist", "ccmas_label", "ccmas",
            "ccmas2_label", "ccmas2", "precision_label", "precision_100", "precision_60"]
@@ -61,22 +60,6 @@ def reference(acts: np.ndarray, labels: list[str]) -> list[dict[str, object]]:
     return rows
 
 
-def load(root: Path, acts: np.ndarray, labels: list[str],
-         correct: list[bool] | None = None) -> None:
-    n, units = acts.shape
-    with Transaction(root) as tx:
-        tx.write(pl.DataFrame({"stimulus_set": "s", "stimulus": range(n), "uri": None,
-                               "label": labels, "wnid": None}), "stimuli")
-        tx.write(pl.DataFrame({
-            "model_id": "m", "stimulus_set": "s", "layer": "l", "pool": "none",
-            "unit": np.tile(np.arange(units), n), "stimulus": np.repeat(np.arange(n), units),
-            "activation": acts.astype(np.float32).reshape(-1)}), "activations")
-        if correct is not None:
-            tx.write(pl.DataFrame({"model_id": "m", "stimulus_set": "s", "stimulus": range(n),
-                                   "predicted_label": None, "is_correct": correct}),
-                     "predictions")
-
-
 def sql_metrics(root: Path, correct_only: bool = False) -> list[dict[str, object]]:
     with unitsel.connection(root) as con:
         frame = con.sql("SELECT * FROM unit_selectivity('m', 's', 'l', 'none', "
@@ -92,26 +75,6 @@ def assert_same(got: list[dict[str, object]], want: list[dict[str, object]]) -> 
                 assert g[metric] == pytest.approx(w[metric], rel=1e-9, abs=1e-12), (unit, metric)
             else:
                 assert g[metric] == w[metric], (unit, metric, g[metric], w[metric])
-
-
-@st.composite
-def layers(draw: st.DrawFn) -> tuple[np.ndarray, list[str]]:
-    n_labels = draw(st.integers(1, 5))
-    n = draw(st.integers(n_labels, 160))
-    units = draw(st.integers(1, 4))
-    labels = [f"c{i % n_labels}" for i in range(n_labels)] + [
-        f"c{draw(st.integers(0, n_labels - 1))}" for _ in range(n - n_labels)]
-    kind = draw(st.sampled_from(["relu", "ties", "negative", "equal"]))
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    acts = rng.normal(size=(n, units))
-    if kind == "relu":
-        acts = np.maximum(acts, 0)  # about half exact zeros: massive ties
-    elif kind == "ties":
-        acts = np.round(acts)  # a handful of distinct values
-    elif kind == "equal":
-        acts = np.full((n, units), 0.5)
-    # float32 is what the warehouse stores: compare on the same values.
-    return acts.astype(np.float32), labels
 
 
 @settings(max_examples=40, deadline=None,

@@ -170,7 +170,10 @@ CLASS_STATS = Table(
      Column("mean", pl.Float64(), "Mean activation."),
      Column("m2", pl.Float64(), "Sum of squared deviations from the mean (variance * n)."),
      Column("min", pl.Float32(), "Smallest activation."),
-     Column("max", pl.Float32(), "Largest activation.")),
+     Column("max", pl.Float32(), "Largest activation."),
+     Column("rank_sum", pl.Float64(),
+            "Sum of the label's mid-ranks among all the unit's activations in the subset "
+            "(ascending, ties share their mean rank): the Wilcoxon rank-sum statistic.")),
     ACTIVATIONS.partition_by,
     "Summary: per unit and label, sufficient statistics of the activations.",
 )
@@ -195,7 +198,9 @@ UNIT_SUMMARIES = Table(
             nullable=True),
      Column("n_top_label", pl.Int32(), "Number of stimuli of the top label."),
      Column("top_cluster", pl.Int32(),
-            "Stimuli of the top label strictly more active than every other label's.")),
+            "Stimuli of the top label strictly more active than every other label's."),
+     Column("tie_term", pl.Float64(),
+            "Sum of t^3 - t over groups of t equal activations (rank-sum tie correction).")),
     ACTIVATIONS.partition_by,
     "Summary: per unit what top-class selectivity needs.",
 )

@@ -4,10 +4,12 @@ For every activations partition (model, stimulus set, layer, pool) and subset (`
 stimuli, or `correct`ly classified ones when predictions exist), one pass of DuckDB over the
 partition's file writes:
 
-- `class_stats`: per unit and label the count, mean, M2 (sum of squared deviations), min, max;
+- `class_stats`: per unit and label the count, mean, M2 (sum of squared deviations), min, max
+  and the sum of the label's mid-ranks among the unit's activations (for rank-sum tests);
 - `unit_top`: per unit its top-k stimuli (activation descending, ties by stimulus ascending);
-- `unit_summaries`: per unit the top label, the best activation of every other label and the
-  top-class cluster size (the top label's stimuli strictly above all others);
+- `unit_summaries`: per unit the top label, the best activation of every other label, the
+  top-class cluster size (the top label's stimuli strictly above all others) and the tie term
+  sum(t^3 - t) over groups of equal activations;
 - `summary_builds`: the fingerprint of the input files the summaries were built from.
 
 A summary is stale when the fingerprint of its inputs (the activations file, the stimulus set,
@@ -33,6 +35,8 @@ if TYPE_CHECKING:
     import duckdb
 
 TOP_K = 100
+# Bump when the summaries' content changes: every existing summary then counts as stale.
+LAYOUT_VERSION = 2
 Partition = dict[str, str]
 
 
@@ -55,8 +59,8 @@ def _inputs(root: Path, part: Partition) -> tuple[Path, Path, Path]:
 
 
 def fingerprint(root: Path, part: Partition, k: int = TOP_K) -> str:
-    """Size and mtime of each input file (absent ones count as absent), and k."""
-    digest = hashlib.sha256(f"k={k}".encode())
+    """Size and mtime of each input file (absent ones count as absent), k and the layout."""
+    digest = hashlib.sha256(f"k={k}|layout={LAYOUT_VERSION}".encode())
     for path in _inputs(root, part):
         stat = path.stat() if path.exists() else None
         digest.update(f"|{path.name}:{stat and (stat.st_size, stat.st_mtime_ns)}".encode())
@@ -111,8 +115,9 @@ def refresh(root: Path, k: int = TOP_K) -> int:
 
 def _summarise(con: duckdb.DuckDBPyConnection, acts: str, stimuli: str, correct: str,
                k: int) -> dict[str, pl.DataFrame]:
-    # Two aggregations over the raw file: moments per (unit, label, correctness), merged per
-    # subset with Chan et al.'s pairwise update for M2; and each unit's top-k for both subsets.
+    # Three passes over the raw file: moments per (unit, label, correctness), merged per subset
+    # with Chan et al.'s pairwise update for M2; mid-ranks per unit and subset; and each unit's
+    # top-k for both subsets.
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE fine AS
         SELECT a.unit, s.label, coalesce(p.is_correct, false) AS correct,
@@ -136,6 +141,24 @@ def _summarise(con: duckdb.DuckDBPyConnection, acts: str, stimuli: str, correct:
                sum(m2 + n * (mean - pooled_mean) ** 2) AS m2,
                min(min)::FLOAT AS min, max(max)::FLOAT AS max
         FROM g GROUP BY subset, unit, label;
+        -- One sort per subset gives both ends of each tie group: rank() its first rank and the
+        -- RANGE frame's count(*) its last, so the mid-rank is their mean and t = last-first+1.
+        CREATE OR REPLACE TEMP TABLE ranks AS
+        WITH labelled AS (
+            SELECT a.unit, a.activation, s.label, coalesce(p.is_correct, false) AS correct
+            FROM read_parquet({acts}) a
+            JOIN read_parquet({stimuli}) s USING (stimulus)
+            LEFT JOIN {correct} p USING (stimulus)
+        ), ranked_rows AS (
+            SELECT 'all' AS subset, unit, label, rank() OVER a AS first, count(*) OVER a AS last
+            FROM labelled WINDOW a AS (PARTITION BY unit ORDER BY activation)
+            UNION ALL
+            SELECT 'correct', unit, label, rank() OVER c, count(*) OVER c
+            FROM labelled WHERE correct WINDOW c AS (PARTITION BY unit ORDER BY activation)
+        )
+        SELECT subset, unit, label, sum((first + last) / 2) AS rank_sum,
+               sum((last - first + 1) ** 2 - 1) AS tie_term
+        FROM ranked_rows GROUP BY ALL;
         CREATE OR REPLACE TEMP TABLE tops AS
         WITH keyed AS (
             SELECT a.unit, p.is_correct,
@@ -192,13 +215,18 @@ def _summarise(con: duckdb.DuckDBPyConnection, acts: str, stimuli: str, correct:
         GROUP BY ALL;
     """)
     return {
-        "class_stats": con.sql(
-            "SELECT subset, unit, label, n, mean, m2, min, max FROM classes").pl(),
+        "class_stats": con.sql("""
+            SELECT c.subset, c.unit, c.label, c.n, c.mean, c.m2, c.min, c.max, r.rank_sum
+            FROM classes c JOIN ranks r USING (subset, unit, label)
+        """).pl(),
         "unit_top": con.sql(
             "SELECT subset, unit, rank, stimulus, label, activation FROM ranked").pl(),
         "unit_summaries": con.sql("""
             SELECT u.subset, u.unit, u.n, u.top_label, u.top_activation, u.max_other,
-                   u.n_top_label, coalesce(c.top_cluster, u.listed)::INTEGER AS top_cluster
+                   u.n_top_label, coalesce(c.top_cluster, u.listed)::INTEGER AS top_cluster,
+                   t.tie_term
             FROM units u LEFT JOIN counted c USING (subset, unit)
+            JOIN (SELECT subset, unit, sum(tie_term) AS tie_term FROM ranks GROUP BY ALL) t
+                USING (subset, unit)
         """).pl(),
     }
