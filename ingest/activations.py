@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import polars as pl
@@ -29,6 +29,8 @@ from unitsel.errors import InputError
 if TYPE_CHECKING:
     import torch
     from torch import nn
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def ingest_model(
@@ -87,7 +89,7 @@ def _is_tensor(value: object) -> bool:
     return isinstance(value, torch.Tensor)
 
 
-def _read_classes(path: Path) -> list[str]:
+def read_classes(path: Path) -> list[str]:
     names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
     if not names:
         raise InputError("no class names (one per line, in output order)", file=path)
@@ -98,6 +100,34 @@ def _floats(text: str) -> tuple[float, ...]:
     return tuple(float(x) for x in text.split(","))
 
 
+def image_options(command: F) -> F:
+    """The options naming an image folder, its labels and the preprocessing."""
+    options = [
+        click.option("--images", "image_dir", required=True,
+                     type=click.Path(exists=True, file_okay=False, path_type=Path)),
+        click.option("--labels", "labels_file", required=True, type=click.Path(path_type=Path),
+                     help="CSV with stimulus,uri,label (optional wnid); uri relative to --images."),
+        click.option("--image-size", default=224, show_default=True),
+        click.option("--resize", default=256, show_default=True,
+                     help="Short side before the crop."),
+        click.option("--mean", default="0.485,0.456,0.406", show_default=True),
+        click.option("--std", default="0.229,0.224,0.225", show_default=True),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def read_image_stimuli(image_dir: Path, labels_file: Path, image_size: int, resize: int,
+                       mean: str, std: str) -> tuple[pl.DataFrame, list[Path],
+                                                     images.Preprocessing]:
+    """The labels, every stimulus' image path (checked) and the preprocessing."""
+    labels = read_labels(labels_file)
+    paths = images.check_images(image_dir, labels, labels_file)
+    return labels, paths, images.Preprocessing(image_size=image_size, resize=resize,
+                                               mean=_floats(mean), std=_floats(std))
+
+
 @ingest.command("activations")
 @click.option("--model-id", required=True, help="Model identifier to store, e.g. resnet18-trained.")
 @click.option("--arch", required=True, help="torchvision architecture name, e.g. resnet18.")
@@ -105,10 +135,7 @@ def _floats(text: str) -> tuple[float, ...]:
               help="Local state-dict file; omit for a randomly initialised (untrained) model.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the untrained model.")
 @click.option("--stimulus-set", required=True, help="Stimulus set identifier.")
-@click.option("--images", "image_dir", required=True,
-              type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--labels", "labels_file", required=True, type=click.Path(path_type=Path),
-              help="CSV with stimulus,uri,label (optional wnid); uri relative to --images.")
+@image_options
 @click.option("--classes", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Class names, one per line in output order: records predictions.")
 @click.option("--layers", default=None,
@@ -116,10 +143,6 @@ def _floats(text: str) -> tuple[float, ...]:
                    "linear leaf, the output and prob.")
 @click.option("--pools", default="none,mean,max,l2", show_default=True,
               help="Comma-separated pools for conv layers.")
-@click.option("--image-size", default=224, show_default=True)
-@click.option("--resize", default=256, show_default=True, help="Short side before the crop.")
-@click.option("--mean", default="0.485,0.456,0.406", show_default=True)
-@click.option("--std", default="0.229,0.224,0.225", show_default=True)
 @click.option("--batch-size", default=64, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--replace-stimuli", is_flag=True, help="Overwrite a stimulus set that differs.")
@@ -130,17 +153,15 @@ def activations_command(model_id: str, arch: str, weights: str | None, seed: int
                         resize: int, mean: str, std: str, batch_size: int, device: str,
                         replace_stimuli: bool, root: Path) -> None:
     """Record a torchvision model's activations on an image folder."""
-    labels = read_labels(labels_file)
-    paths = images.check_images(image_dir, labels, labels_file)
-    prep = images.Preprocessing(image_size=image_size, resize=resize, mean=_floats(mean),
-                                std=_floats(std))
+    labels, paths, prep = read_image_stimuli(image_dir, labels_file, image_size, resize, mean,
+                                             std)
     model = load_model(arch, weights, seed)
     click.echo(ingest_model(
         model, images.batches(paths, prep, batch_size), labels,
         model_id=model_id, stimulus_set=stimulus_set, root=root, architecture=arch,
         state="trained" if weights else "untrained", preprocessing=prep.to_json(),
         source=str(Path(weights).resolve()) if weights else f"random init, seed {seed}",
-        class_names=_read_classes(classes) if classes else None,
+        class_names=read_classes(classes) if classes else None,
         layers=layers.split(",") if layers else None, pools=pools.split(","),
         batch_size=batch_size, device=device, replace_stimuli=replace_stimuli,
     ))

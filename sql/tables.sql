@@ -152,3 +152,61 @@ FROM read_parquet(
     hive_types = {'model_id': 'VARCHAR', 'stimulus_set': 'VARCHAR', 'layer': 'VARCHAR', 'pool': 'VARCHAR'}
 );
 COMMENT ON VIEW summary_builds IS 'One row per summarised activations partition: what its summaries were built from.';
+
+CREATE OR REPLACE VIEW lesions AS
+SELECT
+    model_id,
+    stimulus_set,
+    layer,
+    task,
+    unit,
+    baseline,
+    lesioned,
+    n_stimuli
+FROM read_parquet(
+    getvariable('wh_root') || '/lesions/*/*/*/*/*.parquet',
+    hive_partitioning = true,
+    hive_types = {'model_id': 'VARCHAR', 'stimulus_set': 'VARCHAR', 'layer': 'VARCHAR', 'task': 'VARCHAR'}
+);
+COMMENT ON VIEW lesions IS 'Result: the task score with each unit (kernel) of a layer zeroed (Lado & Dobs Fig. 1d).';
+
+CREATE OR REPLACE VIEW metric_consistency AS
+SELECT
+    model_id,
+    stimulus_set,
+    category,
+    layer,
+    pool,
+    metric_a,
+    metric_b,
+    spearman_rho,
+    n_units
+FROM read_parquet(
+    getvariable('wh_root') || '/metric_consistency/*/*/*/*.parquet',
+    hive_partitioning = true,
+    hive_types = {'model_id': 'VARCHAR', 'stimulus_set': 'VARCHAR', 'category': 'VARCHAR'}
+);
+COMMENT ON VIEW metric_consistency IS 'Result: pairwise agreement of category-selectivity metrics per layer (Lado & Dobs Fig. 1f).';
+
+CREATE OR REPLACE VIEW decoding AS
+SELECT
+    model_id,
+    stimulus_set,
+    category,
+    layer,
+    pool,
+    decode_set,
+    metric,
+    cv,
+    n_units,
+    n_folds,
+    accuracy,
+    ci_low,
+    ci_high,
+    chance
+FROM read_parquet(
+    getvariable('wh_root') || '/decoding/*/*/*/*/*/*/*.parquet',
+    hive_partitioning = true,
+    hive_types = {'model_id': 'VARCHAR', 'stimulus_set': 'VARCHAR', 'category': 'VARCHAR', 'layer': 'VARCHAR', 'pool': 'VARCHAR', 'decode_set': 'VARCHAR'}
+);
+COMMENT ON VIEW decoding IS 'Result: linear-SVM decoding from the top units of each metric (Lado & Dobs Fig. 1e).';

@@ -223,3 +223,18 @@ FROM (
 LEFT JOIN models m USING (model_id)
 GROUP BY ALL
 ORDER BY s.model_id, s.layer, s.pool, s.metric;
+
+-- Mean inter-metric consistency per layer (Lado & Dobs Fig. 1f): the mean Spearman rho over
+-- the pairs of the four category metrics (lesions excluded), its SEM over pairs, and the
+-- model's state so trained and untrained networks sit side by side.
+CREATE OR REPLACE VIEW layer_metric_consistency AS
+SELECT c.model_id, m.state, c.stimulus_set, c.category, c.layer, c.pool,
+       count(c.spearman_rho) AS n_pairs,
+       avg(c.spearman_rho) AS mean_rho,
+       stddev_samp(c.spearman_rho) / sqrt(count(c.spearman_rho)) AS sem_rho
+FROM metric_consistency c
+LEFT JOIN models m USING (model_id)
+WHERE c.metric_a NOT LIKE 'lesion:%' AND c.metric_b NOT LIKE 'lesion:%'
+GROUP BY ALL;
+COMMENT ON VIEW layer_metric_consistency IS
+    'Per layer and pool: mean and SEM of the Spearman rho between the category metrics (Lado & Dobs Fig. 1f).';

@@ -44,9 +44,11 @@ class _Group(click.Group):
         return command
 
     def invoke(self, ctx: click.Context) -> Any:
+        import duckdb
+
         try:
             return super().invoke(ctx)
-        except InputError as error:
+        except (InputError, duckdb.Error) as error:
             raise click.ClickException(str(error)) from None
 
 
@@ -141,6 +143,68 @@ def selectivity(model_id: str, stimulus_set: str, layer: str | None, pool: str,
     rows = export_selectivity(root, out, model_id=model_id, stimulus_set=stimulus_set,
                               layer=layer, pool=pool, correct_only=correct_only)
     click.echo(f"wrote {rows:,} units to {out}")
+
+
+@metrics.command("category")
+@click.option("--model-id", required=True)
+@click.option("--stimulus-set", required=True)
+@click.option("--category", default="face", show_default=True, help="Target label.")
+@click.option("--layer", default=None, help="One layer; default every layer.")
+@click.option("--pool", default=None, help="One pool; default every pool.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Output file: .csv or .parquet.")
+@root_option
+def category(model_id: str, stimulus_set: str, category: str, layer: str | None,
+             pool: str | None, out: Path, root: Path) -> None:
+    """Write every unit's category selectivity (FSI, d', rank-sum, t-tests) to a file."""
+    from unitsel.exports import export_category
+
+    rows = export_category(root, out, model_id=model_id, stimulus_set=stimulus_set,
+                           category=category, layer=layer, pool=pool)
+    click.echo(f"wrote {rows:,} units to {out}")
+
+
+@cli.group()
+def analyse() -> None:
+    """Analyses over the warehouse that write result tables back."""
+
+
+@analyse.command("consistency")
+@click.option("--model-id", required=True)
+@click.option("--stimulus-set", required=True, help="Set the metrics are computed on.")
+@click.option("--category", default="face", show_default=True, help="Target label.")
+@root_option
+def consistency(model_id: str, stimulus_set: str, category: str, root: Path) -> None:
+    """Spearman agreement of the category metrics (and lesions) per layer -> metric_consistency."""
+    from unitsel.analyses.consistency import run_consistency
+
+    result = run_consistency(root, model_id, stimulus_set, category)
+    click.echo(f"metric_consistency: {result.height} metric pairs over "
+               f"{result.select('layer', 'pool').n_unique()} layer/pool partitions")
+
+
+@analyse.command("decoding")
+@click.option("--model-id", required=True)
+@click.option("--stimulus-set", required=True, help="Set the units are selected on.")
+@click.option("--category", default="face", show_default=True, help="Target label.")
+@click.option("--layer", required=True)
+@click.option("--pool", default="l2", show_default=True)
+@click.option("--decode-set", default=None, help="Set whose labels are decoded; default the same.")
+@click.option("--n-units", type=int, default=None,
+              help="Units per metric; default the fewest any metric selects.")
+@click.option("--folds", default=10, show_default=True, help="k of the k-fold scheme.")
+@click.option("--seed", default=0, show_default=True)
+@root_option
+def decoding(model_id: str, stimulus_set: str, category: str, layer: str, pool: str,
+             decode_set: str | None, n_units: int | None, folds: int, seed: int,
+             root: Path) -> None:
+    """Linear-SVM decoding from each metric's top units -> decoding."""
+    from unitsel.analyses.decoding import run_decoding
+
+    result = run_decoding(root, model_id, stimulus_set, category, layer, pool,
+                          decode_set=decode_set, n_units=n_units, folds=folds, seed=seed)
+    click.echo(result.select("metric", "cv", "n_units", "accuracy", "ci_low", "ci_high",
+                             "chance"))
 
 
 @cli.command()

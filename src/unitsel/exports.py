@@ -5,17 +5,35 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import polars as pl
+
+from unitsel.analyses.category import category_metrics
 from unitsel.errors import InputError
 from unitsel.warehouse import connection
+
+
+def _check_suffix(out: Path) -> None:
+    if out.suffix.lower() not in (".csv", ".parquet"):
+        raise InputError("the output must end in .csv or .parquet", file=out)
+
+
+def write_file(frame: pl.DataFrame, out: Path) -> int:
+    """Write `frame` to a .csv or .parquet file atomically; returns the number of rows."""
+    _check_suffix(out)
+    tmp = out.with_name(f".{out.name}.tmp")
+    if out.suffix.lower() == ".csv":
+        frame.write_csv(tmp)
+    else:
+        frame.write_parquet(tmp)
+    os.replace(tmp, out)
+    return frame.height
 
 
 def export_selectivity(root: Path, out: Path, *, model_id: str, stimulus_set: str,
                        layer: str | None, pool: str, correct_only: bool) -> int:
     """Write the `selectivity` rows of one model and stimulus set (one layer, or all) to a
     .csv or .parquet file, atomically. Returns the number of rows."""
-    suffix = out.suffix.lower()
-    if suffix not in (".csv", ".parquet"):
-        raise InputError("the output must end in .csv or .parquet", file=out)
+    _check_suffix(out)
     with connection(root) as con:
         frame = con.execute(
             "SELECT * EXCLUDE (subset) FROM selectivity WHERE model_id = $model "
@@ -28,10 +46,12 @@ def export_selectivity(root: Path, out: Path, *, model_id: str, stimulus_set: st
         raise InputError(f"no summarised units for model {model_id!r}, stimulus set "
                          f"{stimulus_set!r}, layer {layer or 'any'!r}, pool {pool!r}; see "
                          "`unitsel layers`")
-    tmp = out.with_name(f".{out.name}.tmp")
-    if suffix == ".csv":
-        frame.write_csv(tmp)
-    else:
-        frame.write_parquet(tmp)
-    os.replace(tmp, out)
-    return frame.height
+    return write_file(frame, out)
+
+
+def export_category(root: Path, out: Path, *, model_id: str, stimulus_set: str, category: str,
+                    layer: str | None, pool: str | None) -> int:
+    """Write every unit's category selectivity (Lado & Dobs) to a .csv or .parquet file."""
+    _check_suffix(out)
+    frame = category_metrics(root, model_id, stimulus_set, category, layer, pool)
+    return write_file(frame.drop("subset").sort("layer", "pool", "unit"), out)

@@ -214,10 +214,58 @@ SUMMARY_BUILDS = Table(
     "One row per summarised activations partition: what its summaries were built from.",
 )
 
+# Result tables of analysis jobs. Their partition keys are the job's parameters, so re-running
+# a job replaces exactly what it wrote before.
+_CATEGORY = _key("category", "Target label the metrics compare with the rest, e.g. 'face'.")
+_TASK = _key("task", "Task score measured under lesions, e.g. 'probe:face', 'accuracy:face'.")
+
+LESIONS = Table(
+    "lesions",
+    (_MODEL_ID, _STIMULUS_SET, _LAYER, _TASK,
+     Column("unit", pl.Int32(),
+            "Lesioned unit: the channel of a conv layer (a kernel: compare with pools mean, "
+            "l2, max) or the element of a flat layer (pool none)."),
+     Column("baseline", pl.Float64(), "Task score of the intact model."),
+     Column("lesioned", pl.Float64(), "Task score with the unit's output set to 0."),
+     Column("n_stimuli", pl.Int32(), "Held-out stimuli the score was measured on.")),
+    ("model_id", "stimulus_set", "layer", "task"),
+    "Result: the task score with each unit (kernel) of a layer zeroed (Lado & Dobs Fig. 1d).",
+)
+
+METRIC_CONSISTENCY = Table(
+    "metric_consistency",
+    (_MODEL_ID, _STIMULUS_SET, _CATEGORY, _LAYER, _POOL,
+     Column("metric_a", pl.String(), "'fsi', 'dprime', 'ranksum', 'ttest' or 'lesion:<task>'."),
+     Column("metric_b", pl.String(), "The other metric (metric_a < metric_b)."),
+     Column("spearman_rho", pl.Float64(),
+            "Spearman correlation of the two metrics' values over the units; NULL if constant.",
+            nullable=True),
+     Column("n_units", pl.Int32(), "Units where both metrics are defined.")),
+    ("model_id", "stimulus_set", "category"),
+    "Result: pairwise agreement of category-selectivity metrics per layer (Lado & Dobs Fig. 1f).",
+)
+
+DECODING = Table(
+    "decoding",
+    (_MODEL_ID, _STIMULUS_SET, _CATEGORY, _LAYER, _POOL,
+     _key("decode_set", "Stimulus set whose labels are decoded (identities, categories)."),
+     Column("metric", pl.String(), "Metric that chose the units, or 'random' (seeded)."),
+     Column("cv", pl.String(), "'leave-one-out' or 'k-fold' (stratified, k in n_folds)."),
+     Column("n_units", pl.Int32(), "Units decoded from: the same for every metric."),
+     Column("n_folds", pl.Int32(), "Cross-validation folds."),
+     Column("accuracy", pl.Float64(), "Mean held-out accuracy over the folds."),
+     Column("ci_low", pl.Float64(), "95 % t-interval over folds, lower end.", nullable=True),
+     Column("ci_high", pl.Float64(), "95 % t-interval over folds, upper end.", nullable=True),
+     Column("chance", pl.Float64(), "Share of the most frequent label.")),
+    ("model_id", "stimulus_set", "category", "layer", "pool", "decode_set"),
+    "Result: linear-SVM decoding from the top units of each metric (Lado & Dobs Fig. 1e).",
+)
+
 TABLES: dict[str, Table] = {
     t.name: t
     for t in (MODELS, LAYERS, STIMULI, PREDICTIONS, ACTIVATIONS,
-              CLASS_STATS, UNIT_TOP, UNIT_SUMMARIES, SUMMARY_BUILDS)
+              CLASS_STATS, UNIT_TOP, UNIT_SUMMARIES, SUMMARY_BUILDS,
+              LESIONS, METRIC_CONSISTENCY, DECODING)
 }
 # Writing any of these makes summaries stale.
 SUMMARISED_FROM = frozenset({ACTIVATIONS.name, STIMULI.name, PREDICTIONS.name})
