@@ -1,10 +1,14 @@
-"""Benchmark: Gale et al.'s class selectivity over one layer, SQL on summaries vs numpy.
+"""Benchmark: Gale et al.'s class selectivity and Lado & Dobs' category (face) family over one
+layer, SQL on summaries vs numpy / SciPy.
 
 Generates (seeded) a layer of stimuli x units activations with balanced labels, ReLU-like with
 about half exact zeros, writes it through the real ingest path (`ingest_arrays` from a .npy),
 then measures in one run: the DuckDB scan floor (sum over the same file), building the
-summaries, a full `unit_selectivity` query, a repeated query, and a naive per-unit numpy loop
-(what a researcher writes today). Checks that SQL and numpy agree and prints the ratios.
+summaries (moments, mid-rank sums and tie terms, top-k), a full `unit_selectivity` query and
+a full `unit_category_selectivity` query (label c0 against the rest; 99 t-tests per unit), each
+first and repeated, and a naive per-unit numpy loop (what a researcher writes today). Checks
+that SQL agrees with numpy on every unit and with SciPy on a sample of units, and prints the
+ratios.
 
     python bench/selectivity.py                       # 100,000 x 1,000 x 100 labels = 1e8
     python bench/selectivity.py --stimuli 20000 --units 500
@@ -21,6 +25,8 @@ from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
+import polars as pl
+import scipy.stats
 
 import unitsel
 from ingest.arrays import ingest_arrays
@@ -72,6 +78,22 @@ def numpy_metrics(acts: np.ndarray, labels: np.ndarray, n_labels: int) -> dict[s
     return out
 
 
+def check_category_sample(sql: pl.DataFrame, acts: np.ndarray, labels: np.ndarray) -> None:
+    """SciPy on 20 units spread over the layer: d', rank-sum p, the smallest t."""
+    for u in np.linspace(0, acts.shape[1] - 1, 20).astype(int):
+        a = np.asarray(acts[:, u], dtype=np.float64)
+        target, rest = a[labels == 0], a[labels != 0]
+        row = sql.row(int(u), named=True)
+        dprime = (target.mean() - rest.mean()) / np.sqrt((target.var(ddof=1)
+                                                          + rest.var(ddof=1)) / 2)
+        p = scipy.stats.mannwhitneyu(target, rest, alternative="greater").pvalue
+        t = min(scipy.stats.ttest_ind(target, a[labels == k]).statistic
+                for k in range(1, labels.max() + 1))
+        np.testing.assert_allclose(row["dprime"], dprime, rtol=1e-6)
+        np.testing.assert_allclose(row["ranksum_p"], p, atol=1e-6)
+        np.testing.assert_allclose(row["ttest_min_t"], t, rtol=1e-6)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--stimuli", type=int, default=100_000)
@@ -98,6 +120,12 @@ def main() -> None:
             query = "SELECT * FROM unit_selectivity('bench', 'bench', 'fc', 'none')"
             sql = timed("unit_selectivity (first)", results, lambda: con.sql(query).pl())
             timed("unit_selectivity (repeated)", results, lambda: con.sql(query).pl())
+            face_query = ("SELECT * FROM unit_category_selectivity('bench', 'bench', 'fc', "
+                          "'none', 'c0')")
+            faces = timed("unit_category_selectivity (first)", results,
+                          lambda: con.sql(face_query).pl())
+            timed("unit_category_selectivity (repeated)", results,
+                  lambda: con.sql(face_query).pl())
         acts = np.load(work / "acts.npy", mmap_mode="r")
         ref = timed("numpy per-unit loop", results,
                     lambda: numpy_metrics(acts, labels, args.labels))
@@ -105,6 +133,8 @@ def main() -> None:
                            ("precision_100", "precision_100")):
         np.testing.assert_allclose(sql[column].to_numpy(), ref[metric], rtol=1e-6, atol=1e-9)
     print("SQL and numpy agree on top-class selectivity, CCMAS and precision for every unit")
+    check_category_sample(faces, acts, labels)
+    print("SQL and SciPy agree on d', rank-sum and t-test p-values for 20 sampled units")
     floor = results["scan floor: sum(activation)"]
     profile = results["build summaries"] + results["unit_selectivity (first)"]
     print(f"rows: {args.stimuli * args.units:,}")
@@ -112,6 +142,10 @@ def main() -> None:
     numpy_loop = results["numpy per-unit loop"]
     print(f"numpy loop / (summaries + full profile): {numpy_loop / profile:.1f}x")
     print(f"repeated query: {results['unit_selectivity (repeated)'] * 1000:.0f} ms")
+    face = results["build summaries"] + results["unit_category_selectivity (first)"]
+    print(f"face family (summaries + unit_category_selectivity) / scan floor: "
+          f"{face / floor:.1f}x; repeated query "
+          f"{results['unit_category_selectivity (repeated)'] * 1000:.0f} ms")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak memory (max RSS): {peak:.0f} MiB")
 

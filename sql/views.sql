@@ -159,11 +159,16 @@ WITH stats AS (
     SELECT model_id, layer, pool, unit, label, t, p,
            row_number() OVER (family ORDER BY p NULLS LAST) AS i, count(p) OVER family AS m
     FROM (
-        SELECT c.model_id, c.layer, c.pool, c.unit, o.label,
-               cat_ttest_t(c.mean, c.m2, c.n, o.mean, o.m2, o.n, welch) AS t,
-               dist_t_two_sided_p(t, cat_ttest_df(c.m2, c.n, o.m2, o.n, welch)) AS p
-        FROM stats c JOIN stats o USING (model_id, layer, pool, unit)
-        WHERE c.label = category_name AND o.label <> category_name
+        -- t and df are materialised first: the p-value macro uses them inside a lambda, where
+        -- an inlined expression would be re-evaluated at every step of the fraction.
+        SELECT *, dist_t_two_sided_p(t, df) AS p
+        FROM (
+            SELECT c.model_id, c.layer, c.pool, c.unit, o.label,
+                   cat_ttest_t(c.mean, c.m2, c.n, o.mean, o.m2, o.n, welch) AS t,
+                   cat_ttest_df(c.m2, c.n, o.m2, o.n, welch) AS df
+            FROM stats c JOIN stats o USING (model_id, layer, pool, unit)
+            WHERE c.label = category_name AND o.label <> category_name
+        )
     )
     WINDOW family AS (PARTITION BY model_id, layer, pool, label)
 ), adjusted AS (

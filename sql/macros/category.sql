@@ -22,15 +22,22 @@ CREATE OR REPLACE MACRO cat_dprime(mean_t, m2_t, n_t, mean_n, m2_n, n_n) AS
 COMMENT ON MACRO cat_dprime IS
     'd'' = (mu_t - mu_n)/sqrt((s2_t + s2_n)/2), sample variances; NULL if n < 2 or both variances are 0.';
 
+-- Mann-Whitney z from group sizes a (target) and b (rest) as DOUBLE: with INTEGER counts,
+-- n * (n - 1) overflows from n = 46,341 stimuli.
+CREATE OR REPLACE MACRO cat_mann_whitney_z(rank_sum_t, a, b, tie_term) AS
+    CASE WHEN a > 0 AND b > 0
+              AND a * b / 12 * ((a + b + 1) - tie_term / ((a + b) * (a + b - 1))) > 0
+         THEN (rank_sum_t - a * (a + 1) / 2 - a * b / 2 - 0.5)
+              / sqrt(a * b / 12 * ((a + b + 1) - tie_term / ((a + b) * (a + b - 1)))) END;
+COMMENT ON MACRO cat_mann_whitney_z IS
+    'Mann-Whitney z (target > rest) from DOUBLE group sizes; use cat_ranksum_z.';
+
 -- Wilcoxon rank-sum / Mann-Whitney z for "target > rest" from the target's mid-rank sum
 -- among all n stimuli, with the tie correction and the 0.5 continuity correction:
 -- exactly scipy.stats.mannwhitneyu(target, rest, alternative='greater', method='asymptotic').
 -- NULL when either group is empty or every activation is equal.
 CREATE OR REPLACE MACRO cat_ranksum_z(rank_sum_t, n_t, n, tie_term) AS
-    CASE WHEN n_t > 0 AND n > n_t
-              AND n_t * (n - n_t) / 12 * ((n + 1) - tie_term / (n * (n - 1))) > 0
-         THEN (rank_sum_t - n_t * (n_t + 1) / 2 - n_t * (n - n_t) / 2 - 0.5)
-              / sqrt(n_t * (n - n_t) / 12 * ((n + 1) - tie_term / (n * (n - 1)))) END;
+    cat_mann_whitney_z(rank_sum_t, n_t::DOUBLE, (n - n_t)::DOUBLE, tie_term);
 COMMENT ON MACRO cat_ranksum_z IS
     'Mann-Whitney z (target > rest) with tie and continuity corrections, as scipy.stats.mannwhitneyu asymptotic.';
 

@@ -39,3 +39,8 @@ SELECT sqrt(7 / 3), -4 / sqrt(7 / 3), 98 / 34;
 -- case: t is NULL with a single stimulus in a group
 SELECT cat_ttest_t(2.0, 0.0, 1, 6.0, 8.0, 3, false);
 SELECT NULL::DOUBLE;
+
+-- case: rank-sum z with 10^5 stimuli (counts beyond INTEGER products): U at its mean gives -0.5/sd
+SELECT cat_ranksum_z(50000.0 * 100001 / 2, 50000, 100000, 0.0),
+       cat_mann_whitney_z(7.0, 2.0, 2.0, 0.0);
+SELECT -0.5 / sqrt(50000.0 * 50000 / 12 * 100001), 1.5 / sqrt(5 / 3);
