@@ -102,9 +102,12 @@ def test_decoding_needs_selected_units(root: Path) -> None:
     load(root, rng.random((40, 6)).astype(np.float32), ["face", "rest"] * 20)
     with pytest.raises(InputError, match="selects no unit"):
         run_decoding(root, "m", "s", "face", "l", "none", progress=False)
-    result = run_decoding(root, "m", "s", "face", "l", "none", n_units=2, folds=4,
-                          cv=("k-fold",), progress=False)
+    for _ in range(2):  # a re-run replaces its rows
+        result = run_decoding(root, "m", "s", "face", "l", "none", n_units=2, folds=4,
+                              cv=("k-fold",), progress=False)
     assert set(result["n_units"]) == {2}
+    with unitsel.connection(root) as con:
+        assert con.sql("SELECT count(*) FROM decoding").fetchone() == (result.height,)
 
 
 class Channels(nn.Module):

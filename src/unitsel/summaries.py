@@ -143,22 +143,29 @@ def _summarise(con: duckdb.DuckDBPyConnection, acts: str, stimuli: str, correct:
         FROM g GROUP BY subset, unit, label;
         -- One sort per subset gives both ends of each tie group: rank() its first rank and the
         -- RANGE frame's count(*) its last, so the mid-rank is their mean and t = last-first+1.
+        -- The sorted rows carry a small label index, not the label, to keep the sort lean.
+        CREATE OR REPLACE TEMP TABLE label_index AS
+        SELECT s.stimulus, dense_rank() OVER (ORDER BY s.label)::INTEGER AS label_id, s.label,
+               coalesce(p.is_correct, false) AS correct
+        FROM read_parquet({stimuli}) s LEFT JOIN {correct} p USING (stimulus);
         CREATE OR REPLACE TEMP TABLE ranks AS
-        WITH labelled AS (
-            SELECT a.unit, a.activation, s.label, coalesce(p.is_correct, false) AS correct
-            FROM read_parquet({acts}) a
-            JOIN read_parquet({stimuli}) s USING (stimulus)
-            LEFT JOIN {correct} p USING (stimulus)
-        ), ranked_rows AS (
-            SELECT 'all' AS subset, unit, label, rank() OVER a AS first, count(*) OVER a AS last
-            FROM labelled WINDOW a AS (PARTITION BY unit ORDER BY activation)
+        WITH ranked_rows AS (
+            SELECT 'all' AS subset, a.unit, l.label_id,
+                   rank() OVER by_all AS first, count(*) OVER by_all AS last
+            FROM read_parquet({acts}) a JOIN label_index l USING (stimulus)
+            WINDOW by_all AS (PARTITION BY a.unit ORDER BY a.activation)
             UNION ALL
-            SELECT 'correct', unit, label, rank() OVER c, count(*) OVER c
-            FROM labelled WHERE correct WINDOW c AS (PARTITION BY unit ORDER BY activation)
+            SELECT 'correct', a.unit, l.label_id, rank() OVER by_correct, count(*) OVER by_correct
+            FROM read_parquet({acts}) a JOIN label_index l USING (stimulus)
+            WHERE l.correct
+            WINDOW by_correct AS (PARTITION BY a.unit ORDER BY a.activation)
+        ), sums AS (
+            SELECT subset, unit, label_id, sum((first + last) / 2) AS rank_sum,
+                   sum((last - first + 1) ** 2 - 1) AS tie_term
+            FROM ranked_rows GROUP BY ALL
         )
-        SELECT subset, unit, label, sum((first + last) / 2) AS rank_sum,
-               sum((last - first + 1) ** 2 - 1) AS tie_term
-        FROM ranked_rows GROUP BY ALL;
+        SELECT s.subset, s.unit, l.label, s.rank_sum, s.tie_term
+        FROM sums s JOIN (SELECT DISTINCT label_id, label FROM label_index) l USING (label_id);
         CREATE OR REPLACE TEMP TABLE tops AS
         WITH keyed AS (
             SELECT a.unit, p.is_correct,
