@@ -53,8 +53,9 @@ def test_consistency_matches_scipy_spearman(root: Path) -> None:
                                "baseline": 1.0, "lesioned": 1.0 - drop, "n_stimuli": 10}),
                  "lesions")
     result = run_consistency(root, "m", "s", "face")
-    units = unit_metrics(root).to_pandas()
-    values = {name: units[column].to_numpy(dtype=float) for name, column in COLUMNS.items()}
+    units = unit_metrics(root)
+    values = {name: units[column].cast(pl.Float64).fill_null(np.nan).to_numpy()
+              for name, column in COLUMNS.items()}
     values["lesion:probe:face"] = drop
     assert result.height == len(values) * (len(values) - 1) // 2
     for row in result.iter_rows(named=True):
