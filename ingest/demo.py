@@ -18,7 +18,15 @@ import click
 import polars as pl
 
 from ingest.activations import ingest_model
+from ingest.sams import ingest_sams
+from unitsel.adapters.feature_vis import Settings
+from unitsel.analyses.atlas import run_atlas
+from unitsel.analyses.distances import MEASURES, SYNTHETIC, run_unit_distances
+from unitsel.analyses.mantel import run_mantel
+from unitsel.analyses.outliers import run_outliers
+from unitsel.analyses.semantics import run_semantic_distances
 from unitsel.cli import duckdb_command, root_option
+from unitsel.concepts import ingest_concepts
 
 if TYPE_CHECKING:
     import torch
@@ -29,6 +37,10 @@ CLASSES = [str(d) for d in range(10)]
 IMAGE_SIZE = 16
 # Post-ReLU layers are recorded beside the conv / linear outputs: Gale et al. and Lado & Dobs
 # analyse activations after the non-linearity.
+LOGITS = "classifier.3"
+# The digits as WordNet numbers: zero.n.02, one.n.01, …, nine.n.01 (all hyponyms of digit.n.01).
+DIGIT_WNIDS = ["n13742358", "n13742573", "n13743269", "n13744044", "n13744304", "n13744521",
+               "n13744722", "n13744916", "n13745086", "n13745270"]
 LAYERS = ["features.0", "features.1", "features.3", "features.4",
           "classifier.1", "classifier.2", "classifier.3", "prob"]
 PREPROCESSING = {
@@ -119,18 +131,43 @@ def build_models(weights_dir: Path) -> dict[str, tuple[nn.Module, Path]]:
     return built
 
 
+def run_semantics(root: Path, models: dict[str, nn.Module], progress: bool = True) -> list[str]:
+    """DORA's chain on the logits: concepts, semantic baselines, s-AMS, every functional
+    distance, Mantel tests, outliers and the atlas (EA_s layer-wise)."""
+    ingest_concepts(root, STIMULUS_SET, pl.DataFrame({"label": CLASSES, "wnid": DIGIT_WNIDS}))
+    run_semantic_distances(root, STIMULUS_SET, progress=progress)
+    settings = Settings(n=3, m=64, size=IMAGE_SIZE, channels=1, mean=(0.5,), std=(0.5,),
+                        batch_size=30)
+    for model_id, model in models.items():
+        ingest_sams(model, model_id, LOGITS, "none", len(CLASSES), settings, root, progress)
+        run_unit_distances(root, model_id, STIMULUS_SET, LOGITS, "none", MEASURES, n=30, d=50)
+        run_outliers(root, model_id, SYNTHETIC, LOGITS, "none", "ea_s_layerwise",
+                     contamination=0.1)
+        run_atlas(root, model_id, SYNTHETIC, LOGITS, "none", "ea_s_layerwise", STIMULUS_SET)
+    result = run_mantel(root, STIMULUS_SET, tuple(models), LOGITS, progress=progress)
+    best = result.filter(pl.col("r").is_not_null()).sort("r", descending=True).head(1)
+    return [f"Mantel tests: {result.height} (digits are WordNet siblings, so path/lch/wup are "
+            "constant and their r is NULL); best: " + ", ".join(
+                f"{row['model_id']} {row['measure']} vs {row['baseline']} r={row['r']:.2f}"
+                for row in best.iter_rows(named=True))]
+
+
 def run_demo(root: Path, progress: bool = True) -> list[str]:
-    """Build and ingest both demo models; return the lines to print."""
+    """Build and ingest both demo models and run the semantic chain; return lines to print."""
     started = time.perf_counter()
     x, labels = digits()
     lines = []
+    models = {}
     for state, (model, path) in build_models(root / "weights").items():
+        model_id = f"demo-cnn-{state}"
         lines.append(ingest_model(
-            model, x, labels, model_id=f"demo-cnn-{state}", stimulus_set=STIMULUS_SET,
+            model, x, labels, model_id=model_id, stimulus_set=STIMULUS_SET,
             root=root, architecture="unitsel.demo_cnn", state=state,
             preprocessing=json.dumps(PREPROCESSING, sort_keys=True), source=str(path.resolve()),
             class_names=CLASSES, layers=LAYERS, batch_size=256, progress=progress,
         ))
+        models[model_id] = model
+    lines += run_semantics(root, models, progress)
     lines.append(f"demo built in {time.perf_counter() - started:.1f} s")
     return lines
 
@@ -139,8 +176,11 @@ def run_demo(root: Path, progress: bool = True) -> list[str]:
 @click.option("--faces", is_flag=True,
               help="Also run Lado & Dobs' face analyses: lfw faces on an ImageNet-trained and "
                    "an untrained MobileNetV2 (a few minutes).")
+@click.option("--imagenet", is_flag=True,
+              help="Also run DORA's chain on MobileNetV2's 1000 ImageNet logits (a few "
+                   "minutes).")
 @root_option
-def demo(faces: bool, root: Path) -> None:
+def demo(faces: bool, imagenet: bool, root: Path) -> None:
     """Train the demo CNN on the bundled digits and ingest it, trained and untrained."""
     from unitsel.warehouse import connection
 
@@ -150,6 +190,11 @@ def demo(faces: bool, root: Path) -> None:
         from ingest.faces import run_faces
 
         for line in run_faces(root):
+            click.echo(line)
+    if imagenet:
+        from ingest.imagenet import run_imagenet
+
+        for line in run_imagenet(root):
             click.echo(line)
     with connection(root) as con:
         click.echo(con.sql(

@@ -210,3 +210,174 @@ FROM read_parquet(
     hive_types = {'model_id': 'VARCHAR', 'stimulus_set': 'VARCHAR', 'category': 'VARCHAR', 'layer': 'VARCHAR', 'pool': 'VARCHAR', 'decode_set': 'VARCHAR'}
 );
 COMMENT ON VIEW decoding IS 'Result: linear-SVM decoding from the top units of each metric (Lado & Dobs Fig. 1e).';
+
+CREATE OR REPLACE VIEW concepts AS
+SELECT
+    concept_set,
+    class_index,
+    label,
+    wnid,
+    name
+FROM read_parquet(
+    getvariable('wh_root') || '/concepts/*/*.parquet',
+    hive_partitioning = true,
+    hive_types = {'concept_set': 'VARCHAR'}
+);
+COMMENT ON VIEW concepts IS 'One row per class of a concept set, mapped to its WordNet noun synset.';
+
+CREATE OR REPLACE VIEW semantic_distances AS
+SELECT
+    concept_set,
+    measure,
+    wnid_a,
+    wnid_b,
+    similarity,
+    distance,
+    distance_max_scaled,
+    source
+FROM read_parquet(
+    getvariable('wh_root') || '/semantic_distances/*/*/*.parquet',
+    hive_partitioning = true,
+    hive_types = {'concept_set': 'VARCHAR', 'measure': 'VARCHAR'}
+);
+COMMENT ON VIEW semantic_distances IS 'Result: semantic baseline distances between every pair of a concept set (DORA Sec. 5).';
+
+CREATE OR REPLACE VIEW ams AS
+SELECT
+    model_id,
+    stimulus_set,
+    layer,
+    pool,
+    setting,
+    unit,
+    signal,
+    stimulus,
+    uri,
+    activation
+FROM read_parquet(
+    getvariable('wh_root') || '/ams/*/*/*/*/*.parquet',
+    hive_partitioning = true,
+    hive_types = {'model_id': 'VARCHAR', 'stimulus_set': 'VARCHAR', 'layer': 'VARCHAR', 'pool': 'VARCHAR'}
+);
+COMMENT ON VIEW ams IS 'Activation-maximisation signals per unit: natural (n-AMS) from a stimulus set, or synthetic (s-AMS, stimulus_set ''synthetic'') from the feature-visualisation job.';
+
+CREATE OR REPLACE VIEW ams_activations AS
+SELECT
+    model_id,
+    stimulus_set,
+    layer,
+    pool,
+    setting,
+    ams_unit,
+    unit,
+    mean_activation
+FROM read_parquet(
+    getvariable('wh_root') || '/ams_activations/*/*/*/*/*.parquet',
+    hive_partitioning = true,
+    hive_types = {'model_id': 'VARCHAR', 'stimulus_set': 'VARCHAR', 'layer': 'VARCHAR', 'pool': 'VARCHAR'}
+);
+COMMENT ON VIEW ams_activations IS 'Representation activation vectors (DORA Def. 4): what EA distances are computed from.';
+
+CREATE OR REPLACE VIEW unit_distances AS
+SELECT
+    model_id,
+    stimulus_set,
+    layer,
+    pool,
+    measure,
+    setting,
+    unit_a,
+    unit_b,
+    distance
+FROM read_parquet(
+    getvariable('wh_root') || '/unit_distances/*/*/*/*/*/*.parquet',
+    hive_partitioning = true,
+    hive_types = {'model_id': 'VARCHAR', 'stimulus_set': 'VARCHAR', 'layer': 'VARCHAR', 'pool': 'VARCHAR', 'measure': 'VARCHAR'}
+);
+COMMENT ON VIEW unit_distances IS 'Result: functional distances between the units of a layer (DORA Sec. 3).';
+
+CREATE OR REPLACE VIEW mantel_results AS
+SELECT
+    model_id,
+    stimulus_set,
+    layer,
+    pool,
+    measure,
+    setting,
+    concept_set,
+    baseline,
+    conversion,
+    method,
+    alternative,
+    permutations,
+    seed,
+    r,
+    p,
+    n
+FROM read_parquet(
+    getvariable('wh_root') || '/mantel_results/*/*/*/*/*/*.parquet',
+    hive_partitioning = true,
+    hive_types = {'model_id': 'VARCHAR', 'stimulus_set': 'VARCHAR', 'layer': 'VARCHAR', 'pool': 'VARCHAR', 'measure': 'VARCHAR'}
+);
+COMMENT ON VIEW mantel_results IS 'Result: Mantel tests of functional against semantic distances (DORA Tables 1-2).';
+
+CREATE OR REPLACE VIEW unit_outliers AS
+SELECT
+    model_id,
+    stimulus_set,
+    layer,
+    pool,
+    measure,
+    setting,
+    detector,
+    contamination,
+    unit,
+    score,
+    is_outlier
+FROM read_parquet(
+    getvariable('wh_root') || '/unit_outliers/*/*/*/*/*/*.parquet',
+    hive_partitioning = true,
+    hive_types = {'model_id': 'VARCHAR', 'stimulus_set': 'VARCHAR', 'layer': 'VARCHAR', 'pool': 'VARCHAR', 'measure': 'VARCHAR'}
+);
+COMMENT ON VIEW unit_outliers IS 'Result: outlier detection on a layer''s distance matrix, rows as features (DORA Sec. 4).';
+
+CREATE OR REPLACE VIEW outlier_auc AS
+SELECT
+    model_id,
+    stimulus_set,
+    layer,
+    pool,
+    measure,
+    setting,
+    detector,
+    contamination,
+    n_outliers,
+    repeats,
+    auc,
+    auc_sd
+FROM read_parquet(
+    getvariable('wh_root') || '/outlier_auc/*/*/*/*/*/*.parquet',
+    hive_partitioning = true,
+    hive_types = {'model_id': 'VARCHAR', 'stimulus_set': 'VARCHAR', 'layer': 'VARCHAR', 'pool': 'VARCHAR', 'measure': 'VARCHAR'}
+);
+COMMENT ON VIEW outlier_auc IS 'Result: how well each detector finds known outlier units (DORA Table 3 protocol).';
+
+CREATE OR REPLACE VIEW unit_atlas AS
+SELECT
+    model_id,
+    stimulus_set,
+    layer,
+    pool,
+    measure,
+    setting,
+    unit,
+    x,
+    y,
+    wnid,
+    hypernym
+FROM read_parquet(
+    getvariable('wh_root') || '/unit_atlas/*/*/*/*/*/*.parquet',
+    hive_partitioning = true,
+    hive_types = {'model_id': 'VARCHAR', 'stimulus_set': 'VARCHAR', 'layer': 'VARCHAR', 'pool': 'VARCHAR', 'measure': 'VARCHAR'}
+);
+COMMENT ON VIEW unit_atlas IS 'Result: a 2-D representation atlas of a layer from its distance matrix (DORA Fig. 6).';

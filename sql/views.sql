@@ -243,3 +243,17 @@ WHERE c.metric_a NOT LIKE 'lesion:%' AND c.metric_b NOT LIKE 'lesion:%'
 GROUP BY ALL;
 COMMENT ON VIEW layer_metric_consistency IS
     'Per layer and pool: mean and SEM of the Spearman rho between the category metrics (Lado & Dobs Fig. 1f).';
+
+-- DORA Tables 1-2: per model, layer and functional measure, the mean Mantel r over the semantic
+-- baselines it was tested against, and the largest p among them (all significant when small).
+CREATE OR REPLACE VIEW mantel_summary AS
+SELECT r.model_id, m.state, r.stimulus_set, r.layer, r.pool, r.measure, r.setting,
+       r.concept_set, r.conversion, r.method,
+       count(r.r) AS n_baselines,
+       avg(r.r) AS mean_r,
+       max(r.p) AS max_p
+FROM mantel_results r
+LEFT JOIN models m USING (model_id)
+GROUP BY ALL;
+COMMENT ON VIEW mantel_summary IS
+    'Mean Mantel r over semantic baselines per model, layer and functional measure (DORA Tables 1-2).';

@@ -42,6 +42,29 @@ def test_demo_fills_every_table(demo_root: Path) -> None:
         assert row["n"] == n_units[f"{row['layer']}/{row['pool']}"] * 1797
 
 
+SEMANTIC_TABLES = ("concepts", "semantic_distances", "ams", "ams_activations",
+                   "unit_distances", "mantel_results", "unit_outliers", "unit_atlas")
+
+
+def test_demo_fills_the_semantic_tables(demo_root: Path) -> None:
+    with unitsel.connection(demo_root) as con:
+        counts = {t: con.sql(f"SELECT count(*) FROM {t}").fetchone()[0]  # type: ignore[index]
+                  for t in SEMANTIC_TABLES}
+        measures = con.sql("SELECT DISTINCT measure, stimulus_set FROM unit_distances "
+                           "ORDER BY ALL").fetchall()
+        mantel = con.sql("SELECT baseline, count(r) FROM mantel_results GROUP BY ALL "
+                         "ORDER BY ALL").fetchall()
+    # 2 models x 10 logits: 45 pairs x 7 measures; 4 baselines x 45 concept pairs.
+    assert counts["unit_distances"] == 2 * 7 * 45 and counts["semantic_distances"] == 4 * 45
+    assert counts["concepts"] == 10 and counts["unit_atlas"] == 2 * 10
+    assert counts["ams"] == 2 * (10 * 30 + 10 * 3)  # n-AMS n = 30, s-AMS n = 3
+    assert counts["ams_activations"] == 2 * 2 * 100 and counts["unit_outliers"] == 2 * 5 * 10
+    assert counts["mantel_results"] == 2 * 7 * 4
+    assert [m for m, s in measures if s == "synthetic"] == ["ea_s_layerwise", "ea_s_pairwise"]
+    # The digits are WordNet siblings: the taxonomy baselines are constant, r is NULL.
+    assert mantel == [("lch", 0), ("path", 0), ("word2vec", 14), ("wup", 0)]
+
+
 def test_demo_is_deterministic_and_rerun_replaces(demo_root: Path, tmp_path: Path) -> None:
     rebuilt = build_models(tmp_path)
     with unitsel.connection(demo_root) as con:
@@ -96,7 +119,7 @@ def test_every_command_has_help_root_and_readme_entry(command: str) -> None:
     for part in command.split()[1:]:
         assert isinstance(leaf, click.Group)
         leaf = leaf.get_command(ctx, part)
-    if not isinstance(leaf, click.Group) and command != "tables":
+    if not isinstance(leaf, click.Group) and command not in ("tables", "wordnet"):
         assert "--root" in result.output
 
 

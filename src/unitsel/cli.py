@@ -239,5 +239,9 @@ def sql(root: Path) -> None:
     click.echo(duckdb_command(root))
 
 
+# Registers `unitsel wordnet` and the DORA analyses on the groups above.
+from unitsel import semantic_commands  # noqa: E402, F401
+
+
 def main() -> None:
     cli()

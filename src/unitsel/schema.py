@@ -261,11 +261,146 @@ DECODING = Table(
     "Result: linear-SVM decoding from the top units of each metric (Lado & Dobs Fig. 1e).",
 )
 
+# Semantics (DORA): concept sets mapped to WordNet, baseline and functional distances between
+# them, the activation-maximisation signals behind EA distances, and what is computed from the
+# pair tables. Pair tables hold each unordered pair once, a < b.
+_CONCEPT_SET = _key("concept_set", "Concept set, e.g. 'imagenet-1k', 'cifar-100', 'digits'.")
+_MEASURE = _key(
+    "measure",
+    "Functional distance: 'minkowski', 'pearson', 'spearman', 'ea_n_pairwise', "
+    "'ea_n_layerwise', 'ea_s_pairwise' or 'ea_s_layerwise'.")
+_SETTING = _key("setting", "The measure's parameters, e.g. 'p=1', 'n=50,d=200', 'n=3,m=500'.")
+_UNIT_A = Column("unit_a", pl.Int32(), "First unit of the pair (unit_a < unit_b).")
+_UNIT_B = Column("unit_b", pl.Int32(), "Second unit of the pair.")
+_SEMANTIC_PARTITION = (_MODEL_ID, _STIMULUS_SET, _LAYER, _POOL)
+
+CONCEPTS = Table(
+    "concepts",
+    (_CONCEPT_SET,
+     Column("class_index", pl.Int32(), "Class index: the output unit that stands for it."),
+     _key("label", "The data set's class label."),
+     _key("wnid", "WordNet 3.0 noun id, e.g. 'n02084071'."),
+     _key("name", "Textual label for word vectors: the synset's first lemma ('great_white_shark')."
+          )),
+    ("concept_set",),
+    "One row per class of a concept set, mapped to its WordNet noun synset.",
+)
+
+SEMANTIC_DISTANCES = Table(
+    "semantic_distances",
+    (_CONCEPT_SET,
+     _key("measure", "'path', 'lch', 'wup' (WordNet, as NLTK) or 'word2vec'."),
+     _key("wnid_a", "First concept (wnid_a < wnid_b)."),
+     _key("wnid_b", "Second concept."),
+     Column("similarity", pl.Float64(),
+            "NLTK's path_similarity / lch_similarity / wup_similarity, or the word-vector "
+            "cosine (the smallest over word pairs of multi-word labels)."),
+     Column("distance", pl.Float64(),
+            "DORA's equations: path length l, log(l + 1), 1 - wup, sqrt((1 - cos) / 2)."),
+     Column("distance_max_scaled", pl.Float64(), "1 - similarity / max(similarity) over the set."),
+     _key("source", "Where the similarity came from: WordNet, or the word-vector file (the "
+          "gloss-trained plumbing default says so).")),
+    ("concept_set", "measure"),
+    "Result: semantic baseline distances between every pair of a concept set (DORA Sec. 5).",
+)
+
+AMS = Table(
+    "ams",
+    (*_SEMANTIC_PARTITION, _SETTING, _UNIT,
+     Column("signal", pl.Int32(), "Signal index t (n-AMS: block t of the shuffled set)."),
+     Column("stimulus", pl.Int32(), "n-AMS: the block's most activating stimulus.",
+            nullable=True),
+     Column("uri", pl.String(), "s-AMS: PNG of the synthetic signal, relative to the root.",
+            nullable=True),
+     Column("activation", pl.Float64(), "The unit's activation on its signal.")),
+    ACTIVATIONS.partition_by,
+    "Activation-maximisation signals per unit: natural (n-AMS) from a stimulus set, or "
+    "synthetic (s-AMS, stimulus_set 'synthetic') from the feature-visualisation job.",
+)
+
+AMS_ACTIVATIONS = Table(
+    "ams_activations",
+    (*_SEMANTIC_PARTITION, _SETTING,
+     Column("ams_unit", pl.Int32(), "The unit i whose AMS were shown."),
+     _UNIT,
+     Column("mean_activation", pl.Float64(),
+            "mu^i_j: mean activation of unit j over unit i's AMS (standardised for n-AMS, raw "
+            "for s-AMS). Row i is the layer-wise RAV r_i*; (mu^i_i, mu^i_j) the pair-wise.")),
+    ACTIVATIONS.partition_by,
+    "Representation activation vectors (DORA Def. 4): what EA distances are computed from.",
+)
+
+UNIT_DISTANCES = Table(
+    "unit_distances",
+    (*_SEMANTIC_PARTITION, _MEASURE, _SETTING, _UNIT_A, _UNIT_B,
+     Column("distance", pl.Float64(), "Functional distance between the two units.")),
+    (*ACTIVATIONS.partition_by, "measure"),
+    "Result: functional distances between the units of a layer (DORA Sec. 3).",
+)
+
+MANTEL_RESULTS = Table(
+    "mantel_results",
+    (*_SEMANTIC_PARTITION, _MEASURE, _SETTING, _CONCEPT_SET,
+     _key("baseline", "Semantic measure compared with: 'path', 'lch', 'wup', 'word2vec'."),
+     _key("conversion", "Baseline column used: 'distance' or 'distance_max_scaled'."),
+     _key("method", "'pearson' or 'spearman'."),
+     _key("alternative", "'two-sided', 'greater' or 'less'."),
+     Column("permutations", pl.Int32(), "Permutations of the p-value (0: no p)."),
+     Column("seed", pl.Int64(), "Seed of the permutations (scikit-bio's)."),
+     Column("r", pl.Float64(), "Mantel statistic; NULL when a matrix is constant.",
+            nullable=True),
+     Column("p", pl.Float64(), "Permutation p-value; NULL without permutations or r.",
+            nullable=True),
+     Column("n", pl.Int32(), "Units (= concepts) in each matrix.")),
+    (*ACTIVATIONS.partition_by, "measure"),
+    "Result: Mantel tests of functional against semantic distances (DORA Tables 1-2).",
+)
+
+UNIT_OUTLIERS = Table(
+    "unit_outliers",
+    (*_SEMANTIC_PARTITION, _MEASURE, _SETTING,
+     _key("detector", "'lof', 'iforest', 'ocsvm', 'abod' or 'feature_bagging' (PyOD)."),
+     Column("contamination", pl.Float64(), "Expected share of outliers."),
+     _UNIT,
+     Column("score", pl.Float64(), "Outlier score (higher is more anomalous)."),
+     Column("is_outlier", pl.Boolean(), "Among the top `contamination` share of scores.")),
+    (*ACTIVATIONS.partition_by, "measure"),
+    "Result: outlier detection on a layer's distance matrix, rows as features (DORA Sec. 4).",
+)
+
+OUTLIER_AUC = Table(
+    "outlier_auc",
+    (*_SEMANTIC_PARTITION, _MEASURE, _SETTING,
+     _key("detector", "Outlier detector, as in unit_outliers."),
+     Column("contamination", pl.Float64(), "Expected share of outliers."),
+     Column("n_outliers", pl.Int32(), "Units labelled as true outliers."),
+     Column("repeats", pl.Int32(), "Runs with random states 0 … repeats - 1."),
+     Column("auc", pl.Float64(), "Mean ROC AUC of the scores against the true labels."),
+     Column("auc_sd", pl.Float64(), "Standard deviation of the AUC over the runs.")),
+    (*ACTIVATIONS.partition_by, "measure"),
+    "Result: how well each detector finds known outlier units (DORA Table 3 protocol).",
+)
+
+UNIT_ATLAS = Table(
+    "unit_atlas",
+    (*_SEMANTIC_PARTITION, _MEASURE, _SETTING, _UNIT,
+     Column("x", pl.Float64(), "UMAP coordinate 1."),
+     Column("y", pl.Float64(), "UMAP coordinate 2."),
+     Column("wnid", pl.String(), "The unit's concept, for output units of a concept set.",
+            nullable=True),
+     Column("hypernym", pl.String(), "Colour key: the concept's WordNet hypernym at the "
+            "chosen depth ('animal.n.01').", nullable=True)),
+    (*ACTIVATIONS.partition_by, "measure"),
+    "Result: a 2-D representation atlas of a layer from its distance matrix (DORA Fig. 6).",
+)
+
 TABLES: dict[str, Table] = {
     t.name: t
     for t in (MODELS, LAYERS, STIMULI, PREDICTIONS, ACTIVATIONS,
               CLASS_STATS, UNIT_TOP, UNIT_SUMMARIES, SUMMARY_BUILDS,
-              LESIONS, METRIC_CONSISTENCY, DECODING)
+              LESIONS, METRIC_CONSISTENCY, DECODING,
+              CONCEPTS, SEMANTIC_DISTANCES, AMS, AMS_ACTIVATIONS, UNIT_DISTANCES,
+              MANTEL_RESULTS, UNIT_OUTLIERS, OUTLIER_AUC, UNIT_ATLAS)
 }
 # Writing any of these makes summaries stale.
 SUMMARISED_FROM = frozenset({ACTIVATIONS.name, STIMULI.name, PREDICTIONS.name})

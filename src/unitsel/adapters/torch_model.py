@@ -72,7 +72,7 @@ def weights_sha256(model: nn.Module) -> str:
     return digest.hexdigest()
 
 
-def _pooled(output: torch.Tensor, pools: Sequence[str]) -> list[tuple[str, torch.Tensor]]:
+def pooled(output: torch.Tensor, pools: Sequence[str]) -> list[tuple[str, torch.Tensor]]:
     flat = output.reshape(output.shape[0], -1)
     result = [("none", flat)] if "none" in pools else []
     if output.ndim >= 3:
@@ -118,7 +118,7 @@ def record(
     def emit(layer: str, kind: str, output: torch.Tensor) -> None:
         if not isinstance(output, torch.Tensor):
             raise InputError(f"layer {layer!r} returns {type(output).__name__}, not a tensor")
-        for pool, matrix in _pooled(output.detach().float(), pools):
+        for pool, matrix in pooled(output.detach().float(), pools):
             # A copy: the tensor may be modified in place (ReLU) once the hook returns.
             block = np.array(matrix.cpu().numpy(), dtype=np.float32, copy=True)
             if block.shape[1] == 0:

@@ -13,10 +13,11 @@ import polars as pl
 import scipy.stats
 from tqdm import tqdm
 
+from unitsel.analyses.activations import activation_matrix
 from unitsel.analyses.category import METRICS, category_metrics
 from unitsel.errors import InputError
 from unitsel.schema import DECODING
-from unitsel.warehouse import Transaction, connection
+from unitsel.warehouse import Transaction
 
 CV_SCHEMES = ("leave-one-out", "k-fold")
 
@@ -42,23 +43,6 @@ def top_units(units: pl.DataFrame, n_units: int | None,
     rng = np.random.default_rng(seed)
     chosen["random"] = sorted(rng.choice(units["unit"].to_numpy(), n_units, replace=False).tolist())
     return n_units, chosen
-
-
-def activation_matrix(root: Path, model_id: str, stimulus_set: str, layer: str, pool: str,
-                      units: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Stimuli x units activations (columns in `units` order) and the stimuli's labels."""
-    with connection(root) as con:
-        long = con.execute("""
-            SELECT a.stimulus, a.unit, a.activation, s.label
-            FROM activations a JOIN stimuli s USING (stimulus_set, stimulus)
-            WHERE a.model_id = $1 AND a.stimulus_set = $2 AND a.layer = $3 AND a.pool = $4
-              AND list_contains($5, a.unit)
-        """, [model_id, stimulus_set, layer, pool, units]).pl()
-    if long.is_empty():
-        raise InputError(f"no activations of model {model_id}, stimulus set {stimulus_set}, "
-                         f"layer {layer}, pool {pool}")
-    wide = long.pivot("unit", index=["stimulus", "label"], values="activation").sort("stimulus")
-    return wide.select([str(u) for u in units]).to_numpy(), wide["label"].to_numpy()
 
 
 def fold_accuracies(x: np.ndarray, y: np.ndarray, cv: str, folds: int, seed: int) -> np.ndarray:

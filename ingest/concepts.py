@@ -1,0 +1,25 @@
+"""`unitsel ingest concepts`: a concept set (class labels -> WordNet noun synsets)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ingest import ingest
+from unitsel.cli import root_option
+from unitsel.concepts import BUILT_IN, built_in, ingest_concepts, read_csv
+
+
+@ingest.command("concepts")
+@click.argument("concept_set")
+@click.option("--csv", "csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help=f"label,wnid CSV in class-index order; omit for the built-in {BUILT_IN}.")
+@root_option
+def concepts_command(concept_set: str, csv_file: Path | None, root: Path) -> None:
+    """Map a concept set's labels to WordNet noun synsets."""
+    labels = read_csv(csv_file) if csv_file else built_in(concept_set)
+    frame = ingest_concepts(root, concept_set, labels)
+    click.echo(f"concepts {concept_set}: {frame.height} labels, e.g. "
+               + ", ".join(f"{label}={name}" for label, name in
+                           frame.select("label", "name").head(3).rows()))

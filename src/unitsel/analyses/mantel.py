@@ -1,0 +1,126 @@
+"""Mantel tests of functional against semantic distances (DORA Tables 1-2), as one batch.
+
+For every `unit_distances` partition of the models and layer asked for (every stimulus set,
+'synthetic' included) and every semantic baseline of the concept set, unit i is paired with
+the concept of class index i, both pair tables become square matrices and scikit-bio's own
+`skbio.stats.distance.mantel` runs on them: r, p and n are scikit-bio's, p identical at a fixed
+seed. scikit-bio's permutations already use every core through BLAS, so tests run one after
+another by default; `workers` > 1 runs them in that many processes of one BLAS thread each,
+which pays off with more cores than BLAS keeps busy (docs/benchmarks.md). The SQL view
+`mantel_summary` averages r over baselines, as DORA's tables do.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from tqdm import tqdm
+
+from unitsel.analyses.distances import square
+from unitsel.analyses.semantics import concept_set_frame
+from unitsel.errors import InputError
+from unitsel.schema import MANTEL_RESULTS, SEMANTIC_DISTANCES, UNIT_DISTANCES
+from unitsel.warehouse import Transaction, scan
+
+METHODS = ("pearson", "spearman")
+ALTERNATIVES = ("two-sided", "greater", "less")
+CONVERSIONS = ("distance", "distance_max_scaled")
+
+
+def mantel(x: np.ndarray, y: np.ndarray, method: str, permutations: int, alternative: str,
+           seed: int) -> tuple[float | None, float | None, int]:
+    """scikit-bio's Mantel test; r and p None where scikit-bio gives NaN (constant matrix)."""
+    from skbio.stats.distance import mantel as skbio_mantel
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # constant input: r is NaN
+        r, p, n = skbio_mantel(x, y, method=method, permutations=permutations,
+                               alternative=alternative, seed=seed)
+    return (None if np.isnan(r) else float(r), None if np.isnan(p) else float(p), int(n))
+
+
+def _one_blas_thread() -> None:
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)  # each worker one core: N workers use N cores, not N x BLAS's
+
+
+def _mantel_job(args: tuple[np.ndarray, np.ndarray, str, int, str, int]
+                ) -> tuple[float | None, float | None, int]:
+    return mantel(*args)
+
+
+def baseline_matrices(root: Path, concept_set: str, conversion: str,
+                      baselines: tuple[str, ...] | None) -> dict[str, np.ndarray]:
+    """Each semantic baseline of a concept set as a matrix in class-index order."""
+    concepts = concept_set_frame(root, concept_set)
+    index = dict(zip(concepts["wnid"], concepts["class_index"], strict=True))
+    pairs = scan(SEMANTIC_DISTANCES, root).filter(concept_set=concept_set).collect()
+    found = sorted(pairs["measure"].unique())
+    wanted = list(baselines) if baselines else found
+    missing = sorted(set(wanted) - set(found))
+    if missing or not wanted:
+        raise InputError(f"concept set {concept_set!r} has no semantic distances {missing or ''}"
+                         "; compute them with `unitsel analyse semantic`")
+    matrices = {}
+    for measure in wanted:
+        rows = pairs.filter(measure=measure)
+        a = rows["wnid_a"].replace_strict(index, return_dtype=pl.Int64).to_numpy()
+        b = rows["wnid_b"].replace_strict(index, return_dtype=pl.Int64).to_numpy()
+        matrices[measure] = square(a, b, rows[conversion].to_numpy(), concepts.height)
+    return matrices
+
+
+def run_mantel(root: Path, concept_set: str, model_ids: tuple[str, ...], layer: str,
+               pool: str = "none", measures: tuple[str, ...] | None = None,
+               baselines: tuple[str, ...] | None = None, method: str = "pearson",
+               alternative: str = "two-sided", permutations: int = 999, seed: int = 0,
+               conversion: str = "distance", workers: int = 1,
+               progress: bool = True) -> pl.DataFrame:
+    """Run every (functional measure x baseline) test of the models' layer; write (replace)
+    each tested functional measure's rows."""
+    for value, allowed in ((method, METHODS), (alternative, ALTERNATIVES),
+                           (conversion, CONVERSIONS)):
+        if value not in allowed:
+            raise InputError(f"{value!r} is not one of {list(allowed)}")
+    semantic = baseline_matrices(root, concept_set, conversion, baselines)
+    n = next(iter(semantic.values())).shape[0]
+    functional = (scan(UNIT_DISTANCES, root)
+                  .filter(pl.col("model_id").is_in(model_ids), layer=layer, pool=pool)
+                  .filter(pl.col("measure").is_in(measures) if measures else pl.lit(True))
+                  .collect())
+    if functional.is_empty():
+        raise InputError(f"no unit distances of {list(model_ids)} {layer} {pool}"
+                         f"{' for ' + str(list(measures)) if measures else ''}; compute them "
+                         "with `unitsel analyse distances`")
+    keys = ["model_id", "stimulus_set", "layer", "pool", "measure", "setting"]
+    tests, rows = [], []
+    for key, part in functional.group_by(keys, maintain_order=True):
+        matrix = square(part["unit_a"].to_numpy(), part["unit_b"].to_numpy(),
+                        part["distance"].to_numpy(), n)
+        for baseline, other in semantic.items():
+            tests.append((matrix, other, method, permutations, alternative, seed))
+            rows.append(dict(zip(keys, key, strict=True)) | {"baseline": baseline})
+    bar = {"total": len(tests), "desc": "Mantel", "unit": "test", "disable": not progress}
+    if workers <= 1 or len(tests) == 1:
+        outcomes = [_mantel_job(test) for test in tqdm(tests, **bar)]
+    else:
+        # spawn, not fork: forking after torch or OpenMP started threads can deadlock.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                                 initializer=_one_blas_thread) as executor:
+            outcomes = list(tqdm(executor.map(_mantel_job, tests), **bar))
+    result = pl.DataFrame([
+        row | {"concept_set": concept_set, "conversion": conversion, "method": method,
+               "alternative": alternative, "permutations": permutations, "seed": seed,
+               "r": r, "p": p, "n": count}
+        for row, (r, p, count) in zip(rows, outcomes, strict=True)
+    ], schema_overrides={"r": pl.Float64, "p": pl.Float64})
+    with Transaction(root) as tx:
+        tx.write(result.select(MANTEL_RESULTS.column_names), MANTEL_RESULTS)
+    return result
