@@ -78,9 +78,9 @@ def main() -> None:
         sequential = seconds(lambda: [mantel(m, semantic, permutations=PERMUTATIONS, seed=0)
                                       for m in functional])
         for workers in (1, 2):
-            batch = seconds(lambda: run_mantel(root, "imagenet-1k", ("bench",), "output",
-                                               permutations=PERMUTATIONS, workers=workers,
-                                               progress=False))
+            batch = seconds(lambda w=workers: run_mantel(  # type: ignore[misc]
+                root, "imagenet-1k", ("bench",), "output", permutations=PERMUTATIONS,
+                workers=w, progress=False))
             print(f"batch of {BATCH}: job with {workers} worker(s) {batch:.2f} s, "
                   f"{BATCH} sequential scikit-bio calls {sequential:.2f} s, "
                   f"ratio {batch / sequential:.2f}")

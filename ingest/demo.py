@@ -49,9 +49,10 @@ PREPROCESSING = {
 }
 
 
-def demo_cnn() -> nn.Module:
+def demo_cnn(n_classes: int = 10) -> nn.Module:
     """features: conv(8) relu pool conv(16) relu pool; classifier: flatten linear(32) relu
-    linear(10). torch is imported here, not at module level, to keep `unitsel --help` fast."""
+    linear(n_classes). torch is imported here, not at module level, to keep `unitsel --help`
+    fast."""
     from torch import nn
 
     class DemoCNN(nn.Module):
@@ -62,7 +63,7 @@ def demo_cnn() -> nn.Module:
                 nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
             )
             self.classifier = nn.Sequential(
-                nn.Flatten(), nn.Linear(16 * 4 * 4, 32), nn.ReLU(), nn.Linear(32, 10)
+                nn.Flatten(), nn.Linear(16 * 4 * 4, 32), nn.ReLU(), nn.Linear(32, n_classes)
             )
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -168,6 +169,9 @@ def run_demo(root: Path, progress: bool = True) -> list[str]:
         ))
         models[model_id] = model
     lines += run_semantics(root, models, progress)
+    from ingest.planted import run_planted  # imports this module
+
+    lines += run_planted(root, progress)
     lines.append(f"demo built in {time.perf_counter() - started:.1f} s")
     return lines
 

@@ -25,11 +25,12 @@ QUERY = "SELECT layer, pool, count(*) AS n FROM activations GROUP BY ALL ORDER B
 def test_demo_fills_every_table(demo_root: Path) -> None:
     with unitsel.connection(demo_root) as con:
         models = con.sql("SELECT model_id, state, length(weights_sha256) FROM models "
-                         "ORDER BY 1").fetchall()
+                         "WHERE model_id != 'demo-cnn-planted' ORDER BY 1").fetchall()
         accuracy = dict(con.sql("SELECT model_id, avg(is_correct::INT) FROM predictions "
                                 "GROUP BY 1").fetchall())
         per_layer = con.sql("SELECT model_id, layer, pool, count(*) AS n, "
-                            "count(DISTINCT stimulus) AS s FROM activations GROUP BY ALL").pl()
+                            "count(DISTINCT stimulus) AS s FROM activations "
+                            "WHERE stimulus_set = 'digits' GROUP BY ALL").pl()
         n_units = dict(con.sql("SELECT layer || '/' || pool, n_units FROM layers "
                                "WHERE model_id = 'demo-cnn-trained'").fetchall())
     assert models == [("demo-cnn-trained", "trained", 64), ("demo-cnn-untrained", "untrained", 64)]
@@ -47,11 +48,14 @@ SEMANTIC_TABLES = ("concepts", "semantic_distances", "ams", "ams_activations",
 
 
 def test_demo_fills_the_semantic_tables(demo_root: Path) -> None:
+    digits = "WHERE model_id IS NULL OR model_id != 'demo-cnn-planted'"
     with unitsel.connection(demo_root) as con:
-        counts = {t: con.sql(f"SELECT count(*) FROM {t}").fetchone()[0]  # type: ignore[index]
-                  for t in SEMANTIC_TABLES}
+        counts = {t: con.sql(  # concepts and semantic_distances have no model_id
+            f"SELECT count(*) FROM {t} {digits if t.startswith(('a', 'u', 'm')) else ''}"
+        ).fetchone()[0] for t in SEMANTIC_TABLES}  # type: ignore[index]
         measures = con.sql("SELECT DISTINCT measure, stimulus_set FROM unit_distances "
-                           "ORDER BY ALL").fetchall()
+                           f"{digits} ORDER BY ALL").fetchall()
+        auc = con.sql("SELECT measure, detector, auc, n_outliers FROM outlier_auc").pl()
         mantel = con.sql("SELECT baseline, count(r) FROM mantel_results GROUP BY ALL "
                          "ORDER BY ALL").fetchall()
     # 2 models x 10 logits: 45 pairs x 7 measures; 4 baselines x 45 concept pairs.
@@ -63,13 +67,17 @@ def test_demo_fills_the_semantic_tables(demo_root: Path) -> None:
     assert [m for m, s in measures if s == "synthetic"] == ["ea_s_layerwise", "ea_s_pairwise"]
     # The digits are WordNet siblings: the taxonomy baselines are constant, r is NULL.
     assert mantel == [("lch", 0), ("path", 0), ("word2vec", 14), ("wup", 0)]
+    # DORA Table 3 in miniature: the face logits planted among the digit logits.
+    assert auc.height == 3 * 5 and set(auc["n_outliers"]) == {2}
+    assert auc["auc"].is_between(0, 1).all()
 
 
 def test_demo_is_deterministic_and_rerun_replaces(demo_root: Path, tmp_path: Path) -> None:
     rebuilt = build_models(tmp_path)
     with unitsel.connection(demo_root) as con:
-        stored = dict(con.sql("SELECT state, weights_sha256 FROM models").fetchall())
-    assert {s: weights_sha256(m) for s, (m, _) in rebuilt.items()} == stored
+        stored = dict(con.sql("SELECT model_id, weights_sha256 FROM models "
+                              "WHERE model_id != 'demo-cnn-planted'").fetchall())
+    assert {f"demo-cnn-{s}": weights_sha256(m) for s, (m, _) in rebuilt.items()} == stored
 
 
 def test_duckdb_cli_answers_over_the_demo_in_both_forms(demo_root: Path, tmp_path: Path) -> None:
@@ -93,7 +101,7 @@ def test_duckdb_cli_answers_over_the_demo_in_both_forms(demo_root: Path, tmp_pat
 def test_printed_duckdb_command_runs(demo_root: Path) -> None:
     command = duckdb_command(demo_root) + " -csv -c " + shlex.quote("SELECT count(*) FROM models")
     out = subprocess.run(["bash", "-c", command], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["count_star()", "2"]
+    assert out.stdout.split() == ["count_star()", "3"]
 
 
 def _commands(group: click.Group, prefix: str = "") -> list[str]:
@@ -125,5 +133,6 @@ def test_every_command_has_help_root_and_readme_entry(command: str) -> None:
 
 def test_query_command_prints_csv(demo_root: Path) -> None:
     result = CliRunner().invoke(cli, ["query", "--csv", "--root", str(demo_root),
-                                      "SELECT count(*) AS n FROM stimuli"])
+                                      "SELECT count(*) AS n FROM stimuli "
+                                      "WHERE stimulus_set = 'digits'"])
     assert result.exit_code == 0 and result.output.split() == ["n", "1797"]

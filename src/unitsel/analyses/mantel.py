@@ -60,7 +60,8 @@ def baseline_matrices(root: Path, concept_set: str, conversion: str,
     """Each semantic baseline of a concept set as a matrix in class-index order."""
     concepts = concept_set_frame(root, concept_set)
     index = dict(zip(concepts["wnid"], concepts["class_index"], strict=True))
-    pairs = scan(SEMANTIC_DISTANCES, root).filter(concept_set=concept_set).collect()
+    pairs = (scan(SEMANTIC_DISTANCES, root).filter(concept_set=concept_set)
+             .select("measure", "wnid_a", "wnid_b", conversion).collect())
     found = sorted(pairs["measure"].unique())
     wanted = list(baselines) if baselines else found
     missing = sorted(set(wanted) - set(found))
@@ -92,20 +93,22 @@ def run_mantel(root: Path, concept_set: str, model_ids: tuple[str, ...], layer: 
     n = next(iter(semantic.values())).shape[0]
     functional = (scan(UNIT_DISTANCES, root)
                   .filter(pl.col("model_id").is_in(model_ids), layer=layer, pool=pool)
-                  .filter(pl.col("measure").is_in(measures) if measures else pl.lit(True))
-                  .collect())
-    if functional.is_empty():
+                  .filter(pl.col("measure").is_in(measures) if measures else pl.lit(True)))
+    keys = ["model_id", "stimulus_set", "layer", "pool", "measure", "setting"]
+    partitions = functional.select(keys).unique(maintain_order=True).collect()
+    if partitions.is_empty():
         raise InputError(f"no unit distances of {list(model_ids)} {layer} {pool}"
                          f"{' for ' + str(list(measures)) if measures else ''}; compute them "
                          "with `unitsel analyse distances`")
-    keys = ["model_id", "stimulus_set", "layer", "pool", "measure", "setting"]
     tests, rows = [], []
-    for key, part in functional.group_by(keys, maintain_order=True):
+    for key in partitions.iter_rows(named=True):
+        # Only the numeric columns: the partition keys would be materialised per row.
+        part = (functional.filter(**key).select("unit_a", "unit_b", "distance").collect())
         matrix = square(part["unit_a"].to_numpy(), part["unit_b"].to_numpy(),
                         part["distance"].to_numpy(), n)
         for baseline, other in semantic.items():
             tests.append((matrix, other, method, permutations, alternative, seed))
-            rows.append(dict(zip(keys, key, strict=True)) | {"baseline": baseline})
+            rows.append(key | {"baseline": baseline})
     bar = {"total": len(tests), "desc": "Mantel", "unit": "test", "disable": not progress}
     if workers <= 1 or len(tests) == 1:
         outcomes = [_mantel_job(test) for test in tqdm(tests, **bar)]
