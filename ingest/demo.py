@@ -143,7 +143,7 @@ def run_semantics(root: Path, models: dict[str, nn.Module], progress: bool = Tru
         ingest_sams(model, model_id, LOGITS, "none", len(CLASSES), settings, root, progress)
         run_unit_distances(root, model_id, STIMULUS_SET, LOGITS, "none", MEASURES, n=30, d=50)
         run_outliers(root, model_id, SYNTHETIC, LOGITS, "none", "ea_s_layerwise",
-                     contamination=0.1)
+                     contamination=0.1, progress=progress)
         run_atlas(root, model_id, SYNTHETIC, LOGITS, "none", "ea_s_layerwise", STIMULUS_SET)
     result = run_mantel(root, STIMULUS_SET, tuple(models), LOGITS, progress=progress)
     best = result.filter(pl.col("r").is_not_null()).sort("r", descending=True).head(1)

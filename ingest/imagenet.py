@@ -12,6 +12,7 @@ what it gives.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,17 @@ SOURCES = ("astronaut", "brick", "camera", "chelsea", "coffee", "coins", "grass"
            "hubble_deep_field", "immunohistochemistry", "logo", "moon", "page", "retina",
            "rocket", "text", "colorwheel", "horse", "cell", "microaneurysms")
 SAMS = Settings(n=1, m=16, size=64, batch_size=50)
+
+
+@dataclass(frozen=True)
+class Run:
+    """The CPU settings of the check (docs/semantics.md); tests shrink them."""
+
+    crops: int = 2000
+    sams: Settings = SAMS
+    n: int = 20  # EA_n signals
+    d: int = 100  # EA_n block size
+    permutations: int = 99
 
 
 def write_crops(folder: Path, n: int = 2000, size: int = 112, seed: int = 0) -> pl.DataFrame:
@@ -74,13 +86,13 @@ def write_crops(folder: Path, n: int = 2000, size: int = 112, seed: int = 0) -> 
     })
 
 
-def run_imagenet(root: Path, progress: bool = True) -> list[str]:
+def run_imagenet(root: Path, run: Run = Run(), progress: bool = True) -> list[str]:
     """Record the logits on the crops, then concepts, baselines, s-AMS, every functional
-    distance, Mantel tests (99 permutations), outliers and the atlas (EA_s layer-wise)."""
+    distance, Mantel tests, outliers and the atlas (EA_s layer-wise)."""
     import torch
 
     folder = root / "images" / STIMULUS_SET
-    labels = write_crops(folder)
+    labels = write_crops(folder, run.crops)
     paths = [folder / uri for uri in labels["uri"]]
     inputs = torch.cat(list(images.batches(paths, PREPROCESSING, batch_size=100)))
     weights = weights_path()
@@ -92,11 +104,12 @@ def run_imagenet(root: Path, progress: bool = True) -> list[str]:
         progress=progress)]
     ingest_concepts(root, IMAGENET, built_in(IMAGENET))
     run_semantic_distances(root, IMAGENET, progress=progress)
-    ingest_sams(model, MODEL_ID, OUTPUT, "none", 1000, SAMS, root, progress)
-    run_unit_distances(root, MODEL_ID, STIMULUS_SET, OUTPUT, "none", MEASURES, n=20, d=100)
-    run_outliers(root, MODEL_ID, SYNTHETIC, OUTPUT, "none", "ea_s_layerwise")
+    ingest_sams(model, MODEL_ID, OUTPUT, "none", 1000, run.sams, root, progress)
+    run_unit_distances(root, MODEL_ID, STIMULUS_SET, OUTPUT, "none", MEASURES, n=run.n, d=run.d)
+    run_outliers(root, MODEL_ID, SYNTHETIC, OUTPUT, "none", "ea_s_layerwise",
+                 progress=progress)
     run_atlas(root, MODEL_ID, SYNTHETIC, OUTPUT, "none", "ea_s_layerwise", IMAGENET)
-    result = run_mantel(root, IMAGENET, (MODEL_ID,), OUTPUT, permutations=99,
+    result = run_mantel(root, IMAGENET, (MODEL_ID,), OUTPUT, permutations=run.permutations,
                         progress=progress)
     summary = (result.group_by("measure").agg(pl.col("r").mean().alias("mean_r"))
                .sort("measure"))

@@ -71,7 +71,7 @@ def run_planted(root: Path, progress: bool = True) -> list[str]:
     lines = []
     for measure in MEASURES:
         run_outliers(root, MODEL_ID, STIMULUS_SET, LOGITS, "none", measure,
-                     contamination=2 / 12, truth=PLANTED_UNITS, repeats=10)
+                     contamination=2 / 12, truth=PLANTED_UNITS, repeats=10, progress=progress)
     auc = (scan("outlier_auc", root).filter(model_id=MODEL_ID)
            .group_by("measure").agg(pl.col("auc").mean()).sort("measure").collect())
     lines.append("planted outliers (face logits among digit logits), mean AUC over the 5 "

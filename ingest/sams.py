@@ -73,9 +73,10 @@ def ingest_sams(model: nn.Module, model_id: str, layer: str, pool: str, n_units:
             tx.write_partition(AMS, partition, frame.select([c.name for c in AMS.data_columns]))
             tx.write_partition(AMS_ACTIVATIONS, partition,
                                mu_frame(settings.label, mu / count[:, None]))
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(staging, final)
+        # The tables committed; now swap the PNGs in (same names: rows never point nowhere).
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(staging, final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return frame

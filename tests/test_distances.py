@@ -186,7 +186,7 @@ def test_detectors_find_planted_outliers(root: Path) -> None:
     planted = (3, 17, 41)
     _planted(root, planted)
     result = run_outliers(root, "m", "s", "output", "none", "pearson", contamination=0.05,
-                          truth=planted, repeats=3)
+                          truth=planted, repeats=3, progress=False)
     for name in DETECTORS:
         rows = result.filter(detector=name)
         top = rows.sort("score", descending=True)["unit"].head(3).sort().to_list()
@@ -195,6 +195,11 @@ def test_detectors_find_planted_outliers(root: Path) -> None:
     auc = scan("outlier_auc", root).collect()
     assert auc.height == len(DETECTORS) and (auc["auc"] == 1.0).all()
     assert (auc["n_outliers"] == 3).all() and (auc["repeats"] == 3).all()
+    again = run_outliers(root, "m", "s", "output", "none", "pearson", contamination=0.05,
+                         truth=planted, repeats=3, progress=False)
+    assert again.equals(result)  # re-run: same rows, replaced, not added
+    assert scan("unit_outliers", root).collect().height == len(DETECTORS) * 60
+    assert scan("outlier_auc", root).collect().height == len(DETECTORS)
     with pytest.raises(InputError, match="not units"):
         run_outliers(root, "m", "s", "output", "none", "pearson", truth=(99,))
 
@@ -213,6 +218,8 @@ def test_atlas_separates_clusters_and_colours_by_hypernym(root: Path) -> None:
     between = ssd.cdist(xy[:half], xy[half:]).mean()
     assert between > 2 * within
     assert atlas["hypernym"].null_count() == atlas.height
+    assert run_atlas(root, "m", "s", "output", "none", "pearson").equals(atlas)  # seeded
+    assert scan("unit_atlas", root).collect().height == len(points)  # re-run replaced
     wn = wordnet.wordnet()
     dog = wordnet.synset("n02084071")
     path = min(dog.hypernym_paths(), key=len)

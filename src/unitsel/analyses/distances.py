@@ -161,7 +161,7 @@ def run_unit_distances(root: Path, model_id: str, stimulus_set: str, layer: str,
     """Compute and write (replace) the requested measures; EA_n also writes its n-AMS and mu.
     EA_s measures are written under stimulus set 'synthetic'. Returns the rows written."""
     unknown = set(measures) - set(MEASURES)
-    if unknown:
+    if unknown or not measures:
         raise InputError(f"unknown functional measures {sorted(unknown)}; use {list(MEASURES)}")
     frames = []
     with Transaction(root) as tx:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+from tqdm import tqdm
 
 from unitsel.analyses.distances import distance_matrix
 from unitsel.errors import InputError
@@ -72,7 +73,7 @@ def detection_auc(matrix: np.ndarray, truth: np.ndarray, name: str, contaminatio
 def run_outliers(root: Path, model_id: str, stimulus_set: str, layer: str, pool: str,
                  measure: str, detectors: Sequence[str] = DETECTORS,
                  contamination: float = 0.01, truth: Sequence[int] | None = None,
-                 repeats: int = 100, seed: int = 0) -> pl.DataFrame:
+                 repeats: int = 100, seed: int = 0, progress: bool = True) -> pl.DataFrame:
     """Score every unit with each detector; with `truth` (true outlier units) also write the
     detectors' AUC. Re-running replaces the measure's rows."""
     setting, matrix = distance_matrix(root, model_id, stimulus_set, layer, pool, measure)
@@ -84,7 +85,8 @@ def run_outliers(root: Path, model_id: str, stimulus_set: str, layer: str, pool:
         if bad:
             raise InputError(f"true outlier units {bad} are not units of {layer} (0…{n - 1})")
         flags = np.isin(np.arange(n), list(truth))
-    for name in detectors:
+    for name in tqdm(detectors, desc="outlier detectors", unit="detector",
+                     disable=not progress):
         score, is_outlier = scores(matrix, name, contamination, seed)
         frames.append(pl.DataFrame({
             "detector": name, "unit": np.arange(n, dtype=np.int32), "score": score,

@@ -225,7 +225,7 @@ def run_semantic_distances(root: Path, concept_set: str, measures: tuple[str, ..
                            progress: bool = True) -> pl.DataFrame:
     """Compute and write (replace) the requested measures for a concept set."""
     unknown = set(measures) - set(MEASURES)
-    if unknown:
+    if unknown or not measures:
         raise InputError(f"unknown semantic measures {sorted(unknown)}; use {list(MEASURES)}")
     concepts = concept_set_frame(root, concept_set)
     wnids = concepts["wnid"].to_list()
