@@ -169,6 +169,11 @@ def test_mantel_batch_equals_scikit_bio(root: Path) -> None:
     assert scan("mantel_results", root).collect().height == 4  # re-runs replaced
     with pytest.raises(InputError, match="no unit distances"):
         run_mantel(root, "toy", ("other",), "output", progress=False)
+    with Transaction(root) as tx:
+        tx.write(_distance_frame(functional["pearson"][:5, :5], "pearson", "small"),
+                 "unit_distances")
+    with pytest.raises(InputError, match="10 unit pairs but concept set 'toy' has 8"):
+        run_mantel(root, "toy", ("small",), "output", progress=False)
 
 
 def _planted(root: Path, outliers: tuple[int, ...]) -> np.ndarray:

@@ -104,6 +104,11 @@ def run_mantel(root: Path, concept_set: str, model_ids: tuple[str, ...], layer: 
     for key in partitions.iter_rows(named=True):
         # Only the numeric columns: the partition keys would be materialised per row.
         part = (functional.filter(**key).select("unit_a", "unit_b", "distance").collect())
+        if part.height != n * (n - 1) // 2:
+            raise InputError(f"{key['model_id']} {layer} ({key['measure']}) has "
+                             f"{part.height} unit pairs but concept set {concept_set!r} has "
+                             f"{n} concepts ({n * (n - 1) // 2} pairs): unit i must stand for "
+                             "class index i")
         matrix = square(part["unit_a"].to_numpy(), part["unit_b"].to_numpy(),
                         part["distance"].to_numpy(), n)
         for baseline, other in semantic.items():
