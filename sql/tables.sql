@@ -381,3 +381,208 @@ FROM read_parquet(
     hive_types = {'model_id': 'VARCHAR', 'stimulus_set': 'VARCHAR', 'layer': 'VARCHAR', 'pool': 'VARCHAR', 'measure': 'VARCHAR'}
 );
 COMMENT ON VIEW unit_atlas IS 'Result: a 2-D representation atlas of a layer from its distance matrix (DORA Fig. 6).';
+
+CREATE OR REPLACE VIEW studies AS
+SELECT
+    study_id,
+    kind,
+    simulated,
+    description
+FROM read_parquet(
+    getvariable('wh_root') || '/studies/*/*.parquet',
+    hive_partitioning = true,
+    hive_types = {'study_id': 'VARCHAR'}
+);
+COMMENT ON VIEW studies IS 'One row per human study: its kind and whether its data is simulated.';
+
+CREATE OR REPLACE VIEW study_panels AS
+SELECT
+    study_id,
+    panel,
+    model_id,
+    layer,
+    pool,
+    unit,
+    source,
+    list
+FROM read_parquet(
+    getvariable('wh_root') || '/study_panels/*/*.parquet',
+    hive_partitioning = true,
+    hive_types = {'study_id': 'VARCHAR'}
+);
+COMMENT ON VIEW study_panels IS 'One row per exported rating panel: which unit it shows (the study manifest).';
+
+CREATE OR REPLACE VIEW ratings AS
+SELECT
+    study_id,
+    rater_id,
+    model_id,
+    layer,
+    pool,
+    unit,
+    trial,
+    response,
+    name
+FROM read_parquet(
+    getvariable('wh_root') || '/ratings/*/*.parquet',
+    hive_partitioning = true,
+    hive_types = {'study_id': 'VARCHAR'}
+);
+COMMENT ON VIEW ratings IS 'One row per judgement of a unit''s panel (Gale et al. 2019, Table 1).';
+
+CREATE OR REPLACE VIEW readout_weights AS
+SELECT
+    model_id,
+    layer,
+    feature,
+    label,
+    weight
+FROM read_parquet(
+    getvariable('wh_root') || '/readout_weights/*/*/*.parquet',
+    hive_partitioning = true,
+    hive_types = {'model_id': 'VARCHAR', 'layer': 'VARCHAR'}
+);
+COMMENT ON VIEW readout_weights IS 'One row per (feature, class) weight of a linear read-out (interactive naming Sec. 3.3).';
+
+CREATE OR REPLACE VIEW annotations AS
+SELECT
+    study_id,
+    annotator_id,
+    model_id,
+    stimulus_set,
+    stimulus,
+    label,
+    feature,
+    concept
+FROM read_parquet(
+    getvariable('wh_root') || '/annotations/*/*.parquet',
+    hive_partitioning = true,
+    hive_types = {'study_id': 'VARCHAR'}
+);
+COMMENT ON VIEW annotations IS 'One row per significant activation (stimulus x feature) an annotator saw.';
+
+CREATE OR REPLACE VIEW rating_summary AS
+SELECT
+    study_id,
+    model_id,
+    layer,
+    pool,
+    match_rule,
+    n_judgements,
+    pct_yes,
+    pct_yes_se,
+    n_units,
+    pct_units_80,
+    pct_units_80_se,
+    pct_overlap_humans,
+    pct_overlap_humans_se,
+    pct_overlap_top_class,
+    pct_overlap_top_class_se,
+    pct_overlap_ccmas_class,
+    pct_overlap_ccmas_class_se
+FROM read_parquet(
+    getvariable('wh_root') || '/rating_summary/*/*.parquet',
+    hive_partitioning = true,
+    hive_types = {'study_id': 'VARCHAR'}
+);
+COMMENT ON VIEW rating_summary IS 'Result: Gale et al.''s Table 1 per layer, from the ratings and the unit selectivity.';
+
+CREATE OR REPLACE VIEW annotation_coverage AS
+SELECT
+    study_id,
+    label,
+    annotator_id,
+    n_activations,
+    activation_coverage,
+    n_explanations,
+    partial_coverage,
+    complete_coverage
+FROM read_parquet(
+    getvariable('wh_root') || '/annotation_coverage/*/*.parquet',
+    hive_partitioning = true,
+    hive_types = {'study_id': 'VARCHAR'}
+);
+COMMENT ON VIEW annotation_coverage IS 'Result: activation and explanation coverage (interactive naming Figs. 3-5).';
+
+CREATE OR REPLACE VIEW annotation_purity AS
+SELECT
+    study_id,
+    label,
+    annotator_id,
+    n_named,
+    cx_purity,
+    xc_purity
+FROM read_parquet(
+    getvariable('wh_root') || '/annotation_purity/*/*.parquet',
+    hive_partitioning = true,
+    hive_types = {'study_id': 'VARCHAR'}
+);
+COMMENT ON VIEW annotation_purity IS 'Result: CX- and XC-purity of each annotator''s naming (interactive naming Tables 2-3).';
+
+CREATE OR REPLACE VIEW annotation_agreement AS
+SELECT
+    study_id,
+    label,
+    annotator_a,
+    annotator_b,
+    jaccard,
+    n_both,
+    d1_agreement,
+    d2_agreement,
+    d1_exact_compatible,
+    d1_subset_compatible,
+    d2_exact_compatible,
+    d2_subset_compatible
+FROM read_parquet(
+    getvariable('wh_root') || '/annotation_agreement/*/*.parquet',
+    hive_partitioning = true,
+    hive_types = {'study_id': 'VARCHAR'}
+);
+COMMENT ON VIEW annotation_agreement IS 'Result: pairwise agreement of namings (interactive naming Tables 5-6).';
+
+CREATE OR REPLACE VIEW annotation_matches AS
+SELECT
+    study_id,
+    label,
+    annotator_a,
+    annotator_b,
+    family,
+    concept_a,
+    concept_b,
+    weight,
+    compatibility
+FROM read_parquet(
+    getvariable('wh_root') || '/annotation_matches/*/*.parquet',
+    hive_partitioning = true,
+    hive_types = {'study_id': 'VARCHAR'}
+);
+COMMENT ON VIEW annotation_matches IS 'Result: the matched concept pairs of each D-family matching (interactive naming Fig. 7).';
+
+CREATE OR REPLACE VIEW naming_counts AS
+SELECT
+    study_id,
+    label,
+    n_annotators,
+    n_activations,
+    fraction
+FROM read_parquet(
+    getvariable('wh_root') || '/naming_counts/*/*.parquet',
+    hive_partitioning = true,
+    hive_types = {'study_id': 'VARCHAR'}
+);
+COMMENT ON VIEW naming_counts IS 'Result: activations named by exactly n annotators (interactive naming Fig. 6).';
+
+CREATE OR REPLACE VIEW explanation_summaries AS
+SELECT
+    study_id,
+    label,
+    annotator_id,
+    combination,
+    n_stimuli,
+    share
+FROM read_parquet(
+    getvariable('wh_root') || '/explanation_summaries/*/*.parquet',
+    hive_partitioning = true,
+    hive_types = {'study_id': 'VARCHAR'}
+);
+COMMENT ON VIEW explanation_summaries IS 'Result: test-set explanation summaries (interactive naming Table 4).';

@@ -394,13 +394,180 @@ UNIT_ATLAS = Table(
     "Result: a 2-D representation atlas of a layer from its distance matrix (DORA Fig. 6).",
 )
 
+# People (Gale et al.'s ratings of AM panels; interactive naming of significant activations).
+_STUDY = _key("study_id", "Study identifier; demo studies say 'simulated' in their name.")
+_LABEL_CLASS = _key("label", "Class whose prediction the significant activations explain.")
+_ANNOTATOR = _key("annotator_id", "Annotator identifier.")
+
+STUDIES = Table(
+    "studies",
+    (_STUDY,
+     _key("kind", "'ratings' or 'annotations'."),
+     Column("simulated", pl.Boolean(), "True for generated data (the demo's), not people."),
+     _key("description", "What the study is and where its data came from.")),
+    ("study_id",),
+    "One row per human study: its kind and whether its data is simulated.",
+)
+
+STUDY_PANELS = Table(
+    "study_panels",
+    (_STUDY,
+     _key("panel", "Panel image file name, as in the exported manifest."),
+     _MODEL_ID, _LAYER, _POOL, _UNIT,
+     _key("source", "'ams' (activation-maximisation signals) or 'top' (most active stimuli)."),
+     Column("list", pl.Int32(), "Counterbalanced list the panel is shown in (0-based).")),
+    ("study_id",),
+    "One row per exported rating panel: which unit it shows (the study manifest).",
+)
+
+RATINGS = Table(
+    "ratings",
+    (_STUDY,
+     _key("rater_id", "Participant identifier."),
+     _MODEL_ID, _LAYER, _POOL, _UNIT,
+     Column("trial", pl.Int32(), "Trial number within the rater's session."),
+     Column("response", pl.Boolean(), "Whether the rater saw an object in common."),
+     Column("name", pl.String(), "The object named; NULL when none was given.",
+            nullable=True)),
+    ("study_id",),
+    "One row per judgement of a unit's panel (Gale et al. 2019, Table 1).",
+)
+
+READOUT_WEIGHTS = Table(
+    "readout_weights",
+    (_MODEL_ID,
+     _key("layer", "The linear read-out module, e.g. 'classifier.3'."),
+     Column("feature", pl.Int32(), "Input feature of the read-out (a unit of the layer below)."),
+     _key("label", "Output class."),
+     Column("weight", pl.Float64(), "The read-out's weight from the feature to the class.")),
+    ("model_id", "layer"),
+    "One row per (feature, class) weight of a linear read-out (interactive naming Sec. 3.3).",
+)
+
+ANNOTATIONS = Table(
+    "annotations",
+    (_STUDY, _ANNOTATOR, _MODEL_ID, _STIMULUS_SET, _STIMULUS, _LABEL_CLASS,
+     Column("feature", pl.Int32(), "The significant feature whose activation map was shown."),
+     Column("concept", pl.String(), "The visual concept it was grouped into; NULL: unnamed.",
+            nullable=True)),
+    ("study_id",),
+    "One row per significant activation (stimulus x feature) an annotator saw.",
+)
+
+_PAIR = (_key("annotator_a", "First annotator (annotator_a < annotator_b)."),
+         _key("annotator_b", "Second annotator."))
+
+RATING_SUMMARY = Table(
+    "rating_summary",
+    (_STUDY, _MODEL_ID, _LAYER, _POOL,
+     _key("match_rule", "How names are matched: 'wordnet' (a noun sense equals or subsumes) "
+          "or 'exact' (same word)."),
+     Column("n_judgements", pl.Int32(), "Ratings of the layer's units."),
+     Column("pct_yes", pl.Float64(), "% yes responses."),
+     Column("pct_yes_se", pl.Float64(), "Its binomial standard error (% points)."),
+     Column("n_units", pl.Int32(), "Units rated."),
+     Column("pct_units_80", pl.Float64(), "% of units with >= 80 % yes responses."),
+     Column("pct_units_80_se", pl.Float64(), "Its binomial standard error."),
+     Column("pct_overlap_humans", pl.Float64(),
+            "Units with >= 80 % yes: % of pairs of raters' names that match.", nullable=True),
+     Column("pct_overlap_humans_se", pl.Float64(), "Binomial SE over name pairs.",
+            nullable=True),
+     Column("pct_overlap_top_class", pl.Float64(),
+            "Units with >= 80 % yes: % of names matching the unit's top class.", nullable=True),
+     Column("pct_overlap_top_class_se", pl.Float64(), "Binomial SE over names.", nullable=True),
+     Column("pct_overlap_ccmas_class", pl.Float64(),
+            "Same for the unit's CCMAS class.", nullable=True),
+     Column("pct_overlap_ccmas_class_se", pl.Float64(), "Binomial SE over names.",
+            nullable=True)),
+    ("study_id",),
+    "Result: Gale et al.'s Table 1 per layer, from the ratings and the unit selectivity.",
+)
+
+ANNOTATION_COVERAGE = Table(
+    "annotation_coverage",
+    (_STUDY, _LABEL_CLASS,
+     _key("annotator_id", "Annotator, or 'any' for named by at least one annotator."),
+     Column("n_activations", pl.Int32(), "Significant activations of the class."),
+     Column("activation_coverage", pl.Float64(), "Share of them named."),
+     Column("n_explanations", pl.Int32(), "Stimuli (explanations) of the class."),
+     Column("partial_coverage", pl.Float64(), "Share with at least one activation named."),
+     Column("complete_coverage", pl.Float64(), "Share with every activation named.")),
+    ("study_id",),
+    "Result: activation and explanation coverage (interactive naming Figs. 3-5).",
+)
+
+ANNOTATION_PURITY = Table(
+    "annotation_purity",
+    (_STUDY, _LABEL_CLASS, _ANNOTATOR,
+     Column("n_named", pl.Int32(), "Named activations."),
+     Column("cx_purity", pl.Float64(), "Share in the majority feature of their concept."),
+     Column("xc_purity", pl.Float64(), "Share in the majority concept of their feature.")),
+    ("study_id",),
+    "Result: CX- and XC-purity of each annotator's naming (interactive naming Tables 2-3).",
+)
+
+ANNOTATION_AGREEMENT = Table(
+    "annotation_agreement",
+    (_STUDY, _LABEL_CLASS, *_PAIR,
+     Column("jaccard", pl.Float64(), "|A_a & A_b| / |A_a | A_b| of the named activations."),
+     Column("n_both", pl.Int32(), "Activations named by both."),
+     Column("d1_agreement", pl.Float64(), "D = 1 (one-to-one) matching weight / n_both.",
+            nullable=True),
+     Column("d2_agreement", pl.Float64(), "D = 2 (stars) matching weight / n_both.",
+            nullable=True),
+     Column("d1_exact_compatible", pl.Float64(), "Share of D = 1 weight on exactly "
+            "compatible names.", nullable=True),
+     Column("d1_subset_compatible", pl.Float64(), "… on subset-compatible names.",
+            nullable=True),
+     Column("d2_exact_compatible", pl.Float64(), "Same for D = 2.", nullable=True),
+     Column("d2_subset_compatible", pl.Float64(), "Same for D = 2.", nullable=True)),
+    ("study_id",),
+    "Result: pairwise agreement of namings (interactive naming Tables 5-6).",
+)
+
+ANNOTATION_MATCHES = Table(
+    "annotation_matches",
+    (_STUDY, _LABEL_CLASS, *_PAIR,
+     Column("family", pl.Int32(), "D of the D-family matching: 1 or 2."),
+     _key("concept_a", "Concept of annotator_a."),
+     _key("concept_b", "Concept of annotator_b."),
+     Column("weight", pl.Int32(), "Activations both concepts hold."),
+     _key("compatibility", "'exact', 'subset' or 'none' (WordNet approximation).")),
+    ("study_id",),
+    "Result: the matched concept pairs of each D-family matching (interactive naming Fig. 7).",
+)
+
+NAMING_COUNTS = Table(
+    "naming_counts",
+    (_STUDY, _LABEL_CLASS,
+     Column("n_annotators", pl.Int32(), "Number of annotators who named the activation."),
+     Column("n_activations", pl.Int32(), "Activations named by exactly that many."),
+     Column("fraction", pl.Float64(), "Their share of the class's activations.")),
+    ("study_id",),
+    "Result: activations named by exactly n annotators (interactive naming Fig. 6).",
+)
+
+EXPLANATION_SUMMARIES = Table(
+    "explanation_summaries",
+    (_STUDY, _LABEL_CLASS, _ANNOTATOR,
+     _key("combination", "Sorted concept names of a stimulus' named activations, joined "
+          "by ' + '; 'unlabeled' when none is named."),
+     Column("n_stimuli", pl.Int32(), "Stimuli explained by that combination."),
+     Column("share", pl.Float64(), "Their share of the class's stimuli.")),
+    ("study_id",),
+    "Result: test-set explanation summaries (interactive naming Table 4).",
+)
+
 TABLES: dict[str, Table] = {
     t.name: t
     for t in (MODELS, LAYERS, STIMULI, PREDICTIONS, ACTIVATIONS,
               CLASS_STATS, UNIT_TOP, UNIT_SUMMARIES, SUMMARY_BUILDS,
               LESIONS, METRIC_CONSISTENCY, DECODING,
               CONCEPTS, SEMANTIC_DISTANCES, AMS, AMS_ACTIVATIONS, UNIT_DISTANCES,
-              MANTEL_RESULTS, UNIT_OUTLIERS, OUTLIER_AUC, UNIT_ATLAS)
+              MANTEL_RESULTS, UNIT_OUTLIERS, OUTLIER_AUC, UNIT_ATLAS,
+              STUDIES, STUDY_PANELS, RATINGS, READOUT_WEIGHTS, ANNOTATIONS, RATING_SUMMARY,
+              ANNOTATION_COVERAGE, ANNOTATION_PURITY, ANNOTATION_AGREEMENT,
+              ANNOTATION_MATCHES, NAMING_COUNTS, EXPLANATION_SUMMARIES)
 }
 # Writing any of these makes summaries stale.
 SUMMARISED_FROM = frozenset({ACTIVATIONS.name, STIMULI.name, PREDICTIONS.name})
