@@ -11,4 +11,4 @@ def ingest() -> None:
 
 
 # Importing the job modules registers their commands on the group above.
-from ingest import activations, arrays, concepts, lesions, sams  # noqa: E402, F401
+from ingest import activations, arrays, concepts, lesions, people, sams  # noqa: E402, F401

@@ -257,3 +257,35 @@ LEFT JOIN models m USING (model_id)
 GROUP BY ALL;
 COMMENT ON VIEW mantel_summary IS
     'Mean Mantel r over semantic baselines per model, layer and functional measure (DORA Tables 1-2).';
+
+-- Significant features (interactive naming Sec. 3.3): per stimulus and class of a linear
+-- read-out, the features whose positive contributions w * x (w > 0, w * x > 0) account for at
+-- least `share` of the class's positive score, largest first: the minimal such set (a feature
+-- is kept while the contributions ranked before it sum to less than share * score; ties by
+-- feature). Features are the read-out's inputs: `feature_layer`'s units at pool 'none'.
+CREATE OR REPLACE MACRO significant_features(model_name, set_name, readout_name, feature_layer,
+                                             share := 0.9) AS TABLE
+WITH contributions AS (
+    SELECT a.stimulus, w.label, a.unit AS feature, w.weight * a.activation AS contribution
+    FROM activations a
+    JOIN readout_weights w ON w.model_id = a.model_id AND w.feature = a.unit
+    WHERE a.model_id = model_name AND a.stimulus_set = set_name AND a.layer = feature_layer
+      AND a.pool = 'none' AND w.layer = readout_name
+      AND w.weight > 0 AND w.weight * a.activation > 0
+), ranked AS (
+    SELECT *,
+           sum(contribution) OVER (PARTITION BY stimulus, label) AS positive_score,
+           coalesce(sum(contribution) OVER (
+               PARTITION BY stimulus, label ORDER BY contribution DESC, feature
+               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before,
+           row_number() OVER (PARTITION BY stimulus, label
+                              ORDER BY contribution DESC, feature) AS rank
+    FROM contributions
+)
+SELECT model_name AS model_id, set_name AS stimulus_set, stimulus, label, feature, rank,
+       contribution, positive_score
+FROM ranked
+WHERE before < share * positive_score
+ORDER BY stimulus, label, rank;
+COMMENT ON MACRO TABLE significant_features IS
+    'Per stimulus and read-out class: the minimal set of features reaching share (0.9) of the positive score (interactive naming).';
