@@ -169,9 +169,12 @@ def run_demo(root: Path, progress: bool = True) -> list[str]:
         ))
         models[model_id] = model
     lines += run_semantics(root, models, progress)
-    from ingest.planted import run_planted  # imports this module
+    from ingest.planted import run_planted  # these import this module
+    from ingest.study_demo import run_studies
 
     lines += run_planted(root, progress)
+    lines += run_studies(root, models["demo-cnn-trained"], STIMULUS_SET, LOGITS, CLASSES,
+                         list(models))
     lines.append(f"demo built in {time.perf_counter() - started:.1f} s")
     return lines
 

@@ -140,3 +140,69 @@ def test_significant_features_are_the_minimal_set(root: Path, seed: int) -> None
         chosen = got[(stimulus, label)]
         assert len(chosen) == size
         assert sum(terms[f] for f in chosen) >= 0.9 * score - 1e-9
+
+
+def test_demo_study_package_and_simulated_studies(demo_root: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from unitsel.study import TILE, export_study
+
+    folder = demo_root / "studies" / "simulated-gale-ratings"
+    manifest = pl.read_csv(folder / "manifest.csv")
+    assert manifest.height == 20 and manifest["list"].value_counts()["count"].to_list() == [10, 10]
+    row = manifest.filter(model_id="demo-cnn-trained", unit=7).row(0, named=True)
+    panel = np.asarray(Image.open(folder / "panels" / row["panel"]))
+    with unitsel.connection(demo_root) as con:
+        first = con.sql("SELECT uri FROM ams WHERE model_id = 'demo-cnn-trained' AND "
+                        "layer = 'classifier.3' AND unit = 7 AND uri IS NOT NULL "
+                        "ORDER BY signal LIMIT 1").fetchone()[0]  # type: ignore[index]
+        studies = dict(con.sql("SELECT study_id, simulated FROM studies").fetchall())
+        counts = {t: con.sql(f"SELECT count(*) FROM {t}").fetchone()[0]  # type: ignore[index]
+                  for t in ("ratings", "annotations", "rating_summary", "annotation_coverage",
+                            "annotation_purity", "annotation_agreement", "annotation_matches",
+                            "naming_counts", "explanation_summaries", "readout_weights")}
+    tile = np.asarray(Image.open(demo_root / first).convert("RGB").resize((TILE, TILE)))
+    assert np.array_equal(panel[:TILE, :TILE], tile)
+    assert studies == {"simulated-gale-ratings": True, "simulated-naming": True}
+    assert counts["ratings"] == 20 * 10 and counts["rating_summary"] == 2
+    assert counts["readout_weights"] == 32 * 10
+    assert all(n > 0 for n in counts.values())
+    # A ratings file with an unknown panel is refused, located.
+    path = tmp_path / "ratings.csv"
+    path.write_text("rater_id,panel,trial,response,name\nr1,nope.png,1,yes,dog\n")
+    with pytest.raises(InputError, match=r"row 2, column 'panel'"):
+        read_ratings(path, "simulated-gale-ratings", demo_root)
+    with pytest.raises(InputError, match="no image files"):
+        export_study(demo_root, "x", [("demo-cnn-trained", "classifier.3", "none", 0)],
+                     tmp_path / "study", source="top", stimulus_set="digits")
+    assert not (tmp_path / "study").exists()
+
+
+def test_json_ratings_equal_csv(root: Path, tmp_path: Path) -> None:
+    _warehouse(root)
+    csv = tmp_path / "ratings.csv"
+    csv.write_text(RATINGS_CSV)
+    records = pl.read_csv(csv, infer_schema=False)
+    (tmp_path / "ratings.json").write_text(records.write_json())
+    assert read_ratings(tmp_path / "ratings.json", "g", root).equals(read_ratings(csv, "g", root))
+
+
+def test_people_tables_answer_from_the_duckdb_cli(demo_root: Path) -> None:
+    import subprocess
+    import sys
+
+    from .conftest import REPO
+
+    duckdb = str(Path(sys.executable).with_name("duckdb"))
+    out = subprocess.run(
+        [duckdb, "-csv", "-noheader", "-cmd", f"SET VARIABLE wh_root='{demo_root}'", "-cmd",
+         ".read sql/init.sql", "-c",
+         "SELECT (SELECT count(*) FROM rating_summary WHERE pct_yes > 0), "
+         "(SELECT count(DISTINCT label) FROM annotation_agreement WHERE d2_agreement "
+         ">= d1_agreement), (SELECT count(*) FROM significant_features('demo-cnn-trained', "
+         "'digits', 'classifier.3', 'classifier.2') WHERE rank = 1)"],
+        cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+    # Both models rated; D = 2 is never below D = 1 for any of the 10 classes; one top
+    # feature per (stimulus, class) with a positive score.
+    n_models, n_labels, n_top = (int(v) for v in out.split(","))
+    assert (n_models, n_labels) == (2, 10) and n_top > 1797

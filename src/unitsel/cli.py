@@ -239,8 +239,8 @@ def sql(root: Path) -> None:
     click.echo(duckdb_command(root))
 
 
-# Registers `unitsel wordnet` and the DORA analyses on the groups above.
-from unitsel import semantic_commands  # noqa: E402, F401
+# Register `unitsel wordnet`, `unitsel export-study` and the DORA and people analyses.
+from unitsel import people_commands, semantic_commands  # noqa: E402, F401
 
 
 def main() -> None:

@@ -1,0 +1,74 @@
+"""`unitsel export-study` and the people analyses of `unitsel analyse` (Gale's Table 1,
+interactive-naming agreement); registered on the CLI by `unitsel.cli`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from unitsel.cli import analyse, cli, root_option
+
+
+@analyse.command("ratings")
+@click.option("--study-id", required=True)
+@click.option("--stimulus-set", required=True, help="Set the units' top / CCMAS classes are on.")
+@click.option("--concept-set", required=True, help="Maps those class labels to WordNet.")
+@click.option("--match-rule", type=click.Choice(["wordnet", "exact"]), default="wordnet",
+              show_default=True)
+@root_option
+def ratings(study_id: str, stimulus_set: str, concept_set: str, match_rule: str,
+            root: Path) -> None:
+    """Gale et al.'s Table 1 per layer from a ratings study -> rating_summary."""
+    from unitsel.analyses.ratings import run_rating_summary
+
+    result = run_rating_summary(root, study_id, stimulus_set, concept_set, match_rule)
+    click.echo(result.drop("study_id", "match_rule"))
+
+
+@analyse.command("agreement")
+@click.option("--study-id", required=True)
+@root_option
+def agreement(study_id: str, root: Path) -> None:
+    """Coverage, purity, Jaccard, D = 1 / D = 2 agreement of an annotation study."""
+    from unitsel.analyses.agreement import run_agreement
+
+    tables = run_agreement(root, study_id)
+    click.echo(tables["annotation_agreement"].drop("study_id"))
+
+
+@cli.command("export-study")
+@click.option("--study-id", required=True)
+@click.option("--model-id", required=True)
+@click.option("--layer", required=True)
+@click.option("--pool", default="none", show_default=True)
+@click.option("--units", default=None, help="Comma-separated units; default every unit.")
+@click.option("--source", type=click.Choice(["ams", "top"]), default="ams", show_default=True,
+              help="Panels of activation-maximisation signals or of top stimuli.")
+@click.option("--stimulus-set", default=None, help="For --source top.")
+@click.option("--images", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="The stimulus set's image folder; default <root>/images/<set>.")
+@click.option("--lists", default=4, show_default=True, help="Counterbalanced lists.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
+@root_option
+def export_study_command(study_id: str, model_id: str, layer: str, pool: str,
+                         units: str | None, source: str, stimulus_set: str | None,
+                         images: Path | None, lists: int, seed: int, out: Path,
+                         root: Path) -> None:
+    """Write a rating study package: 10 x 10 panels per unit and a manifest CSV."""
+    from unitsel.study import export_study
+    from unitsel.warehouse import connection
+
+    if units is None:
+        with connection(root) as con:
+            found = con.execute("SELECT n_units FROM layers WHERE model_id = $1 AND layer = $2 "
+                                "AND pool = $3", [model_id, layer, pool]).fetchone()
+        if found is None:
+            raise click.ClickException(f"no layer {layer} {pool} of {model_id}")
+        chosen = list(range(int(found[0])))
+    else:
+        chosen = [int(u) for u in units.split(",") if u.strip()]
+    manifest = export_study(root, study_id, [(model_id, layer, pool, u) for u in chosen], out,
+                            source, stimulus_set, images, lists, seed)
+    click.echo(f"wrote {manifest.height} panels and {out / 'manifest.csv'}")
