@@ -11,4 +11,12 @@ def ingest() -> None:
 
 
 # Importing the job modules registers their commands on the group above.
-from ingest import activations, arrays, concepts, lesions, people, sams  # noqa: E402, F401
+from ingest import (  # noqa: E402, F401
+    activations,
+    arrays,
+    concepts,
+    lesions,
+    people,
+    sams,
+    texts,
+)

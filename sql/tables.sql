@@ -586,3 +586,51 @@ FROM read_parquet(
     hive_types = {'study_id': 'VARCHAR'}
 );
 COMMENT ON VIEW explanation_summaries IS 'Result: test-set explanation summaries (interactive naming Table 4).';
+
+CREATE OR REPLACE VIEW image_embeddings AS
+SELECT
+    encoder,
+    stimulus_set,
+    stimulus,
+    crop,
+    embedding
+FROM read_parquet(
+    getvariable('wh_root') || '/image_embeddings/*/*/*/*.parquet',
+    hive_partitioning = true,
+    hive_types = {'encoder': 'VARCHAR', 'stimulus_set': 'VARCHAR', 'crop': 'VARCHAR'}
+);
+COMMENT ON VIEW image_embeddings IS 'One row per (image encoder, stimulus, crop): the image''s embedding.';
+
+CREATE OR REPLACE VIEW text_embeddings AS
+SELECT
+    encoder,
+    concept_set,
+    concept,
+    embedding
+FROM read_parquet(
+    getvariable('wh_root') || '/text_embeddings/*/*/*.parquet',
+    hive_partitioning = true,
+    hive_types = {'encoder': 'VARCHAR', 'concept_set': 'VARCHAR'}
+);
+COMMENT ON VIEW text_embeddings IS 'One row per (text encoder, concept): the text''s embedding.';
+
+CREATE OR REPLACE VIEW concept_scores AS
+SELECT
+    model_id,
+    stimulus_set,
+    layer,
+    pool,
+    encoder,
+    crop,
+    similarity,
+    concept_set,
+    unit,
+    concept,
+    score,
+    is_concept
+FROM read_parquet(
+    getvariable('wh_root') || '/concept_scores/*/*/*/*/*/*/*/*/*.parquet',
+    hive_partitioning = true,
+    hive_types = {'model_id': 'VARCHAR', 'stimulus_set': 'VARCHAR', 'layer': 'VARCHAR', 'pool': 'VARCHAR', 'encoder': 'VARCHAR', 'crop': 'VARCHAR', 'similarity': 'VARCHAR', 'concept_set': 'VARCHAR'}
+);
+COMMENT ON VIEW concept_scores IS 'Result: WWW concept scores per unit; the unit''s concepts and its next-best concepts.';

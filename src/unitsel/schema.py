@@ -18,6 +18,7 @@ _DUCKDB_TYPES: dict[pl.DataType, str] = {
     pl.Float64(): "DOUBLE",
     pl.Boolean(): "BOOLEAN",
     pl.List(pl.Int32()): "INTEGER[]",
+    pl.List(pl.Float32()): "FLOAT[]",
 }
 
 
@@ -558,6 +559,42 @@ EXPLANATION_SUMMARIES = Table(
     "Result: test-set explanation summaries (interactive naming Table 4).",
 )
 
+# Concept discovery (WWW; Grad-CAM + t-vMF): embeddings of probe images and concept texts, and
+# each unit's concept scores.
+_ENCODER = _key("encoder", "Embedding model, e.g. 'all-MiniLM-L6-v2' or an open_clip name.")
+_CROP = _key("crop", "'center' or 'gradcam' (window around the Grad-CAM peak).")
+_EMBEDDING = Column("embedding", pl.List(pl.Float32()), "Unit-norm embedding vector.")
+
+IMAGE_EMBEDDINGS = Table(
+    "image_embeddings",
+    (_ENCODER, _STIMULUS_SET, _STIMULUS, _CROP, _EMBEDDING),
+    ("encoder", "stimulus_set", "crop"),
+    "One row per (image encoder, stimulus, crop): the image's embedding.",
+)
+
+TEXT_EMBEDDINGS = Table(
+    "text_embeddings",
+    (_ENCODER, _CONCEPT_SET, _key("concept", "The concept's text, e.g. 'golden retriever'."),
+     _EMBEDDING),
+    ("encoder", "concept_set"),
+    "One row per (text encoder, concept): the text's embedding.",
+)
+
+CONCEPT_SCORES = Table(
+    "concept_scores",
+    (_MODEL_ID, _STIMULUS_SET, _LAYER, _POOL, _ENCODER, _CROP,
+     _key("similarity", "'cos' or 'tvmf' (t-vMF with the job's kappa)."),
+     _CONCEPT_SET, _UNIT,
+     _key("concept", "A concept text of the set."),
+     Column("score", pl.Float64(), "S_j: mean over the unit's top-n images of sim(v, t_j) - "
+            "sim(v, t_template)."),
+     Column("is_concept", pl.Boolean(), "score >= alpha * max score: one of the unit's "
+            "concepts.")),
+    ("model_id", "stimulus_set", "layer", "pool", "encoder", "crop", "similarity",
+     "concept_set"),
+    "Result: WWW concept scores per unit; the unit's concepts and its next-best concepts.",
+)
+
 TABLES: dict[str, Table] = {
     t.name: t
     for t in (MODELS, LAYERS, STIMULI, PREDICTIONS, ACTIVATIONS,
@@ -567,7 +604,8 @@ TABLES: dict[str, Table] = {
               MANTEL_RESULTS, UNIT_OUTLIERS, OUTLIER_AUC, UNIT_ATLAS,
               STUDIES, STUDY_PANELS, RATINGS, READOUT_WEIGHTS, ANNOTATIONS, RATING_SUMMARY,
               ANNOTATION_COVERAGE, ANNOTATION_PURITY, ANNOTATION_AGREEMENT,
-              ANNOTATION_MATCHES, NAMING_COUNTS, EXPLANATION_SUMMARIES)
+              ANNOTATION_MATCHES, NAMING_COUNTS, EXPLANATION_SUMMARIES,
+              IMAGE_EMBEDDINGS, TEXT_EMBEDDINGS, CONCEPT_SCORES)
 }
 # Writing any of these makes summaries stale.
 SUMMARISED_FROM = frozenset({ACTIVATIONS.name, STIMULI.name, PREDICTIONS.name})

@@ -1,0 +1,110 @@
+"""WWW concept scores (and the Grad-CAM + t-vMF variant) per unit.
+
+For unit i with top-n activating images v (from `unit_top`, rank <= n, all stimuli; embedded
+with `crop` 'center' or 'gradcam') and concept texts t_j of a concept set:
+
+    S_j = (1/n) sum_v [ sim(v, t_j) - sim(v, t_template) ]
+
+sim is the cosine c of the unit-norm embeddings, or t-vMF(c; kappa) = (1 + c) / (1 + kappa (1 -
+c)) - 1 (Kobayashi 2021; kappa = 0 is the cosine). The unit's concepts are those with S_j >=
+alpha * max_j S_j (alpha = 0.95; ties at the threshold are concepts). Concepts are scored in
+chunks (`chunk` texts at a time), so 80k WordNet lemmas never become a dense units x concepts
+matrix: peak memory is one chunk of texts and n x chunk similarities (float64) per unit.
+Stored per unit: its concepts and the `keep` best-scoring others.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from tqdm import tqdm
+
+from unitsel.errors import InputError
+from unitsel.schema import CONCEPT_SCORES, IMAGE_EMBEDDINGS, TEXT_EMBEDDINGS
+from unitsel.warehouse import Transaction, connection, scan
+
+SIMILARITIES = ("cos", "tvmf")
+TEMPLATE_SET = "templates"
+
+
+def tvmf(cosine: np.ndarray, kappa: float) -> np.ndarray:
+    """t-vMF similarity of cosines (kappa >= 0)."""
+    return np.asarray((1.0 + cosine) / (1.0 + kappa * (1.0 - cosine)) - 1.0)
+
+
+def _similar(cosine: np.ndarray, similarity: str, kappa: float) -> np.ndarray:
+    return cosine if similarity == "cos" else tvmf(cosine, kappa)
+
+
+def scores(images: np.ndarray, texts: np.ndarray, template: np.ndarray, similarity: str = "cos",
+           kappa: float = 0.0, chunk: int = 8192) -> np.ndarray:
+    """S_j for every text: `images` n x d and `texts` m x d unit-norm rows, `template` d."""
+    if similarity not in SIMILARITIES:
+        raise InputError(f"similarity {similarity!r} is not one of {list(SIMILARITIES)}")
+    images = images.astype(np.float64)  # n x d: small; each text chunk is cast in turn
+    base = _similar(images @ template.astype(np.float64), similarity, kappa).mean()
+    out = np.empty(len(texts))
+    for start in range(0, len(texts), chunk):
+        block = texts[start:start + chunk].astype(np.float64)
+        out[start:start + chunk] = _similar(images @ block.T, similarity, kappa).mean(axis=0)
+    return np.asarray(out - base)
+
+
+def concepts_of(score: np.ndarray, alpha: float) -> np.ndarray:
+    """The concept rule: S_j >= alpha * max S."""
+    return np.asarray(score >= alpha * score.max())
+
+
+def _matrix(frame: pl.DataFrame) -> np.ndarray:
+    return np.asarray(frame["embedding"].to_list(), dtype=np.float32)
+
+
+def run_concept_scores(root: Path, model_id: str, stimulus_set: str, layer: str, pool: str,
+                       encoder: str, concept_set: str, crop: str = "center",
+                       similarity: str = "cos", kappa: float = 0.0, n: int = 40,
+                       alpha: float = 0.95, template: str = "a photo of a", keep: int = 5,
+                       progress: bool = True) -> pl.DataFrame:
+    """Score every unit of a layer against a concept set; write (replace) the partition."""
+    texts = scan(TEXT_EMBEDDINGS, root).filter(encoder=encoder, concept_set=concept_set) \
+        .sort("concept").collect()
+    base = scan(TEXT_EMBEDDINGS, root).filter(encoder=encoder, concept_set=TEMPLATE_SET,
+                                              concept=template).collect()
+    if texts.is_empty() or base.is_empty():
+        raise InputError(f"no {encoder} text embeddings of concept set {concept_set!r} and "
+                         f"template {template!r}; embed them with `unitsel ingest texts`")
+    images = scan(IMAGE_EMBEDDINGS, root).filter(encoder=encoder, stimulus_set=stimulus_set,
+                                                  crop=crop).collect()
+    with connection(root) as con:
+        top = con.execute(
+            "SELECT unit, list(stimulus ORDER BY rank) AS stimuli FROM unit_top WHERE "
+            "model_id = $1 AND stimulus_set = $2 AND layer = $3 AND pool = $4 AND "
+            "subset = 'all' AND rank <= $5 GROUP BY unit ORDER BY unit",
+            [model_id, stimulus_set, layer, pool, n]).pl()
+    if top.is_empty():
+        raise InputError(f"no top stimuli of {model_id} {layer} {pool} on {stimulus_set}")
+    row_of = {s: i for i, s in enumerate(images["stimulus"])}
+    missing = {s for ss in top["stimuli"] for s in ss if s not in row_of}
+    if missing:
+        raise InputError(f"{len(missing)} top stimuli have no {encoder} {crop} image "
+                         f"embedding, e.g. stimulus {min(missing)}; embed the stimulus set")
+    image_matrix, text_matrix = _matrix(images), _matrix(texts)
+    template_vector = _matrix(base)[0]
+    concepts = np.asarray(texts["concept"])
+    frames = []
+    for unit, stimuli in tqdm(top.iter_rows(), total=top.height, desc="concept scores",
+                              unit="unit", disable=not progress):
+        s = scores(image_matrix[[row_of[x] for x in stimuli]], text_matrix, template_vector,
+                   similarity, kappa)
+        chosen = concepts_of(s, alpha)
+        best = np.argsort(-s, kind="stable")[: int(chosen.sum()) + keep]
+        frames.append(pl.DataFrame({"unit": unit, "concept": concepts[best],
+                                    "score": s[best], "is_concept": chosen[best]}))
+    result = pl.concat(frames).with_columns(
+        model_id=pl.lit(model_id), stimulus_set=pl.lit(stimulus_set), layer=pl.lit(layer),
+        pool=pl.lit(pool), encoder=pl.lit(encoder), crop=pl.lit(crop),
+        similarity=pl.lit(similarity), concept_set=pl.lit(concept_set))
+    with Transaction(root) as tx:
+        tx.write(result.select(CONCEPT_SCORES.column_names), CONCEPT_SCORES)
+    return result
