@@ -38,3 +38,4 @@ test: lint
 bench: setup
 	$(BIN)/python bench/selectivity.py
 	$(BIN)/python bench/mantel.py
+	$(BIN)/python bench/concepts.py

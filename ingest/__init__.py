@@ -15,6 +15,7 @@ from ingest import (  # noqa: E402, F401
     activations,
     arrays,
     concepts,
+    embeddings,
     lesions,
     people,
     sams,

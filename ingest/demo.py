@@ -175,6 +175,10 @@ def run_demo(root: Path, progress: bool = True) -> list[str]:
     lines += run_planted(root, progress)
     lines += run_studies(root, models["demo-cnn-trained"], STIMULUS_SET, LOGITS, CLASSES,
                          list(models))
+    from ingest.concepts_demo import run_concepts
+
+    lines += run_concepts(root, models, x * 0.5 + 0.5, labels["label"].to_list(),
+                          STIMULUS_SET, LOGITS, "features.3", progress)
     lines.append(f"demo built in {time.perf_counter() - started:.1f} s")
     return lines
 

@@ -2,8 +2,9 @@
 encoder into `text_embeddings`, for concept scores.
 
 Texts: a concept set already in the warehouse (`concepts`: each synset's first lemma, '_' as
-spaces), `wordnet-nouns` (every WordNet noun lemma, ~120k texts, ~80k synsets), or a text file
-with one concept per line (e.g. Broden's labels exported from its CSV). The templates ('a photo
+spaces), `wordnet-nouns` (every WordNet noun lemma, ~120k texts, ~80k synsets), a text file with
+one concept per line, or a CSV with a `name` column (Broden's `label.csv`; names such as
+`dog-s` keep their suffix). The templates ('a photo
 of a' and any `--template`) go to concept set `templates`.
 """
 
@@ -30,15 +31,24 @@ WORDNET_NOUNS = "wordnet-nouns"
 DEFAULT_TEMPLATE = "a photo of a"
 
 
+def _file_texts(path: Path) -> list[str]:
+    if path.suffix.lower() != ".csv":
+        return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    try:  # Broden's label.csv and the like: the texts are its `name` column
+        names = pl.read_csv(path, infer_schema=False)["name"]
+    except (pl.exceptions.PolarsError, OSError) as error:
+        raise InputError(f"a concept CSV needs a 'name' column: {error}", file=path) from None
+    return [n.strip() for n in names.drop_nulls() if n.strip()]
+
+
 def concept_texts(root: Path, concept_set: str, path: Path | None = None) -> list[str]:
     """The concept texts of a file, of all WordNet noun lemmas, or of a stored concept set."""
     if path is not None:
-        texts = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        texts = _file_texts(path)
         if not texts:
-            raise InputError("no concept texts (one per line)", file=path)
+            raise InputError("no concept texts", file=path)
     elif concept_set == WORDNET_NOUNS:
-        texts = [name.replace("_", " ")
-                 for name in wordnet.wordnet().all_lemma_names("n")]
+        texts = [name.replace("_", " ") for name in wordnet.wordnet().all_lemma_names("n")]
     else:
         texts = [n.replace("_", " ") for n in concept_set_frame(root, concept_set)["name"]]
     return sorted(set(texts))
@@ -69,13 +79,23 @@ def embed_texts(root: Path, encoder: TextEncoder, concept_set: str, texts: list[
               help="One concept text per line.")
 @click.option("--model", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="A sentence-transformers model folder; default the bundled MiniLM.")
+@click.option("--clip-arch", default=None, help="Embed with an open_clip model instead …")
+@click.option("--clip-checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="… from this local checkpoint (its image side: ingest images).")
 @click.option("--template", "templates", multiple=True, default=(DEFAULT_TEMPLATE,),
               show_default=True, help="Base template text(s).")
 @root_option
 def texts_command(concept_set: str, path: Path | None, model: Path | None,
+                  clip_arch: str | None, clip_checkpoint: Path | None,
                   templates: tuple[str, ...], root: Path) -> None:
     """Embed concept texts with a text encoder -> text_embeddings."""
-    encoder = SentenceTransformerText(model)
+    encoder: TextEncoder
+    if clip_arch is not None and clip_checkpoint is not None:
+        from unitsel.adapters.encoders import OpenClip
+
+        encoder = OpenClip(clip_arch, clip_checkpoint)
+    else:
+        encoder = SentenceTransformerText(model)
     count = embed_texts(root, encoder, concept_set, concept_texts(root, concept_set, path),
                         templates)
     click.echo(f"text_embeddings: {count} texts of {concept_set} with {encoder.name}")

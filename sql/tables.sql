@@ -634,3 +634,25 @@ FROM read_parquet(
     hive_types = {'model_id': 'VARCHAR', 'stimulus_set': 'VARCHAR', 'layer': 'VARCHAR', 'pool': 'VARCHAR', 'encoder': 'VARCHAR', 'crop': 'VARCHAR', 'similarity': 'VARCHAR', 'concept_set': 'VARCHAR'}
 );
 COMMENT ON VIEW concept_scores IS 'Result: WWW concept scores per unit; the unit''s concepts and its next-best concepts.';
+
+CREATE OR REPLACE VIEW concept_evaluation AS
+SELECT
+    model_id,
+    stimulus_set,
+    layer,
+    pool,
+    encoder,
+    crop,
+    similarity,
+    concept_set,
+    eval_encoder,
+    n_units,
+    mean_cos,
+    f1,
+    hit_rate
+FROM read_parquet(
+    getvariable('wh_root') || '/concept_evaluation/*/*/*/*/*/*/*/*/*/*.parquet',
+    hive_partitioning = true,
+    hive_types = {'model_id': 'VARCHAR', 'stimulus_set': 'VARCHAR', 'layer': 'VARCHAR', 'pool': 'VARCHAR', 'encoder': 'VARCHAR', 'crop': 'VARCHAR', 'similarity': 'VARCHAR', 'concept_set': 'VARCHAR', 'eval_encoder': 'VARCHAR'}
+);
+COMMENT ON VIEW concept_evaluation IS 'Result: concept quality of output units against their class labels (WWW-GT Tables 1-2).';

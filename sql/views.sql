@@ -289,3 +289,18 @@ WHERE before < share * positive_score
 ORDER BY stimulus, label, rank;
 COMMENT ON MACRO TABLE significant_features IS
     'Per stimulus and read-out class: the minimal set of features reaching share (0.9) of the positive score (interactive naming).';
+
+-- Each unit's WWW concepts beside its class selectivity on the same stimulus set (all
+-- stimuli): are the units WWW names 'dog' also selective for dogs?
+CREATE OR REPLACE VIEW unit_concepts AS
+SELECT c.model_id, c.stimulus_set, c.layer, c.pool, c.unit, c.encoder, c.crop, c.similarity,
+       c.concept_set, c.concept, c.score,
+       s.top_label, s.top_class_selectivity, s.ccmas_label, s.ccmas, s.precision_label,
+       s.precision_100
+FROM concept_scores c
+LEFT JOIN selectivity s
+       ON s.model_id = c.model_id AND s.stimulus_set = c.stimulus_set AND s.layer = c.layer
+      AND s.pool = c.pool AND s.unit = c.unit AND s.subset = 'all'
+WHERE c.is_concept;
+COMMENT ON VIEW unit_concepts IS
+    'Each unit''s WWW concepts with its top-class, CCMAS and precision selectivity (all stimuli).';

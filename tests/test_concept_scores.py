@@ -11,6 +11,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+import unitsel
 from ingest.texts import embed_texts
 from unitsel import Transaction
 from unitsel.adapters.encoders import unit_rows
@@ -111,3 +112,113 @@ def test_bundled_minilm_loads_offline_and_embeds() -> None:
     assert encoder.name == MINILM and vectors.shape == (3, 384)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.2
+
+
+def test_evaluation_hand_worked() -> None:
+    from unitsel.analyses.concept_scores import evaluate
+
+    encoder = HashText()
+    row = evaluate([["seven", "dog"], ["one"]], ["seven", "two"], encoder)
+    vectors = dict(zip(["seven", "dog", "one", "two"],
+                       encoder.encode_texts(["seven", "dog", "one", "two"]).astype(float),
+                       strict=True))
+    expected_cos = np.mean([np.mean([1.0, vectors["dog"] @ vectors["seven"]]),
+                            vectors["one"] @ vectors["two"]])
+    assert row["hit_rate"] == 0.5
+    assert row["f1"] == pytest.approx((2 / 3 + 0) / 2)  # P = 1/2, R = 1; then a miss
+    assert row["mean_cos"] == pytest.approx(expected_cos)
+
+
+def test_demo_concepts_answer_from_the_duckdb_cli(demo_root: Path) -> None:
+    import subprocess
+    import sys
+
+    from .conftest import REPO
+
+    duckdb = str(Path(sys.executable).with_name("duckdb"))
+    out = subprocess.run(
+        [duckdb, "-csv", "-noheader", "-cmd", f"SET VARIABLE wh_root='{demo_root}'", "-cmd",
+         ".read sql/init.sql", "-c",
+         "SELECT model_id, split_part(crop, ':', 1), similarity, hit_rate "
+         "FROM concept_evaluation ORDER BY ALL"],
+        cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    rows = [line.split(",") for line in out]
+    assert len(rows) == 2 * 2 * 2  # models x crops x similarities
+    hit = {(m, c, s): float(h) for m, c, s, h in rows}
+    # The trained CNN's logits are named by their own digit far more often.
+    assert hit[("demo-cnn-trained", "center", "cos")] > hit[("demo-cnn-untrained", "center",
+                                                              "cos")]
+    with unitsel.connection(demo_root) as con:
+        joined = con.sql("SELECT count(*), count(top_label) FROM unit_concepts").fetchone()
+    assert joined is not None and joined[0] > 0 and joined[0] == joined[1]
+
+
+
+def test_open_clip_adapter_loads_a_local_checkpoint(tmp_path: Path) -> None:
+    import open_clip
+    import torch
+
+    from unitsel.adapters.encoders import OpenClip
+
+    torch.manual_seed(0)
+    reference, _, _ = open_clip.create_model_and_transforms("RN50", pretrained=None)
+    checkpoint = tmp_path / "rn50-random.pt"
+    torch.save(reference.state_dict(), checkpoint)
+    encoder = OpenClip("RN50", checkpoint)
+    assert encoder.name == "open_clip:RN50:rn50-random"
+    texts = encoder.encode_texts(["a photo of a dog", "a red car"])
+    images = encoder.encode_images(torch.rand(2, 1, 32, 32))  # grey, small: resized
+    assert texts.shape == (2, 1024) and images.shape == (2, 1024)
+    assert np.allclose(np.linalg.norm(images, axis=1), 1.0, atol=1e-5)
+    with torch.no_grad():
+        direct = reference.eval().encode_text(open_clip.get_tokenizer("RN50")(
+            ["a photo of a dog", "a red car"]))
+    assert np.allclose(texts, torch.nn.functional.normalize(direct, dim=1).numpy(), atol=1e-5)
+    with pytest.raises(InputError, match="not an open_clip checkpoint"):
+        OpenClip("RN50", tmp_path / "missing.pt")
+
+
+def test_images_command_embeds_centre_and_gradcam_crops(root: Path, tmp_path: Path) -> None:
+    import open_clip
+    import torch
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from unitsel.cli import cli
+    from unitsel.warehouse import scan
+
+    torch.manual_seed(0)
+    reference, _, _ = open_clip.create_model_and_transforms("RN50", pretrained=None)
+    torch.save(reference.state_dict(), tmp_path / "clip.pt")
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)).save(
+            folder / f"{i}.png")
+    (tmp_path / "labels.csv").write_text("stimulus,uri,label\n0,0.png,a\n1,1.png,b\n2,2.png,a\n")
+    common = ["ingest", "images", "--stimulus-set", "s", "--images", str(folder), "--labels",
+              str(tmp_path / "labels.csv"), "--image-size", "32", "--resize", "32",
+              "--clip-arch", "RN50", "--clip-checkpoint", str(tmp_path / "clip.pt"),
+              "--crop-size", "16", "--root", str(root)]
+    for extra in ([], ["--model-id", "r18", "--arch", "resnet18", "--layer", "layer3"]):
+        result = CliRunner().invoke(cli, common + extra)
+        assert result.exit_code == 0, result.output
+    stored = scan("image_embeddings", root).collect()
+    assert sorted(set(stored["crop"])) == ["center", "gradcam:r18"]
+    assert stored.height == 6 and all(len(e) == 1024 for e in stored["embedding"])
+
+
+def test_concept_texts_from_files_wordnet_and_sets(root: Path, tmp_path: Path) -> None:
+    from ingest.texts import concept_texts
+
+    (tmp_path / "label.csv").write_text("number,name,category\n1,dog,object\n2,red-c,color\n"
+                                        "3,dog,object\n")
+    assert concept_texts(root, "broden", tmp_path / "label.csv") == ["dog", "red-c"]
+    (tmp_path / "words.txt").write_text("cat\n\n fish \n")
+    assert concept_texts(root, "mine", tmp_path / "words.txt") == ["cat", "fish"]
+    nouns = concept_texts(root, "wordnet-nouns")
+    assert len(nouns) > 100_000 and "golden retriever" in nouns
+    (tmp_path / "empty.txt").write_text("\n")
+    with pytest.raises(InputError, match="no concept texts"):
+        concept_texts(root, "x", tmp_path / "empty.txt")

@@ -19,10 +19,10 @@ from polars.testing import assert_frame_equal
 import unitsel
 from unitsel.errors import InputError
 from unitsel.schema import ACTIVATIONS, TABLES
-from unitsel.warehouse import EMPTY_PARTITION, Transaction, partition_dir
+from unitsel.warehouse import EMPTY_PARTITION, HIVE_DEFAULT, Transaction, partition_dir
 
 NAMES = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1,
-                max_size=12).filter(lambda s: s != EMPTY_PARTITION)
+                max_size=12).filter(lambda s: s not in (EMPTY_PARTITION, HIVE_DEFAULT))
 
 
 def activations_frame(model_id: str, layer: str, matrix: np.ndarray) -> pl.DataFrame:
@@ -139,3 +139,19 @@ def test_sigkill_midway_leaves_no_partial_partition(root: Path) -> None:
     assert any((root / ".staging").iterdir())  # the dead writer's leftovers, invisible
     unitsel.write(activations_frame("m", "b", np.ones((1, 1))), "activations", root)
     assert not any((root / ".staging").iterdir())  # removed by the next writer
+
+
+@pytest.mark.parametrize("layer", ["NULL", "null"])
+def test_partition_values_that_read_as_null_round_trip(tmp_path: Path, layer: str) -> None:
+    # DuckDB reads a Hive value 'null' (any case) as SQL NULL.
+    frame = activations_frame("m", layer, np.ones((2, 2)))
+    unitsel.write(frame, "activations", tmp_path)
+    assert unitsel.scan("activations", tmp_path).collect()["layer"].to_list() == [layer] * 4
+    with unitsel.connection(tmp_path) as con:
+        assert con.sql("SELECT DISTINCT layer FROM activations").fetchall() == [(layer,)]
+
+
+def test_hive_default_partition_name_is_refused(tmp_path: Path) -> None:
+    frame = activations_frame("m", "__HIVE_DEFAULT_PARTITION__", np.ones((2, 2)))
+    with pytest.raises(InputError, match="__HIVE_DEFAULT_PARTITION__"):
+        unitsel.write(frame, "activations", tmp_path)

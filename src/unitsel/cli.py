@@ -240,7 +240,7 @@ def sql(root: Path) -> None:
 
 
 # Register `unitsel wordnet`, `unitsel export-study` and the DORA and people analyses.
-from unitsel import people_commands, semantic_commands  # noqa: E402, F401
+from unitsel import concept_commands, people_commands, semantic_commands  # noqa: E402, F401
 
 
 def main() -> None:

@@ -595,6 +595,22 @@ CONCEPT_SCORES = Table(
     "Result: WWW concept scores per unit; the unit's concepts and its next-best concepts.",
 )
 
+CONCEPT_EVALUATION = Table(
+    "concept_evaluation",
+    (_MODEL_ID, _STIMULUS_SET, _LAYER, _POOL, _ENCODER, _CROP,
+     _key("similarity", "'cos' or 'tvmf'."), _CONCEPT_SET,
+     _key("eval_encoder", "Text encoder that judges the concepts (the paper's CLIP / mpnet)."),
+     Column("n_units", pl.Int32(), "Output units whose class is known."),
+     Column("mean_cos", pl.Float64(), "Mean over units of the mean cosine between the unit's "
+            "concepts and its class label, in eval_encoder's space."),
+     Column("f1", pl.Float64(), "Mean over units of F1 of the concepts against the class "
+            "label (precision hit/|concepts|, recall hit)."),
+     Column("hit_rate", pl.Float64(), "Share of units whose concepts include the class label.")),
+    ("model_id", "stimulus_set", "layer", "pool", "encoder", "crop", "similarity",
+     "concept_set", "eval_encoder"),
+    "Result: concept quality of output units against their class labels (WWW-GT Tables 1-2).",
+)
+
 TABLES: dict[str, Table] = {
     t.name: t
     for t in (MODELS, LAYERS, STIMULI, PREDICTIONS, ACTIVATIONS,
@@ -605,7 +621,7 @@ TABLES: dict[str, Table] = {
               STUDIES, STUDY_PANELS, RATINGS, READOUT_WEIGHTS, ANNOTATIONS, RATING_SUMMARY,
               ANNOTATION_COVERAGE, ANNOTATION_PURITY, ANNOTATION_AGREEMENT,
               ANNOTATION_MATCHES, NAMING_COUNTS, EXPLANATION_SUMMARIES,
-              IMAGE_EMBEDDINGS, TEXT_EMBEDDINGS, CONCEPT_SCORES)
+              IMAGE_EMBEDDINGS, TEXT_EMBEDDINGS, CONCEPT_SCORES, CONCEPT_EVALUATION)
 }
 # Writing any of these makes summaries stale.
 SUMMARISED_FROM = frozenset({ACTIVATIONS.name, STIMULI.name, PREDICTIONS.name})

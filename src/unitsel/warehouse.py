@@ -32,6 +32,8 @@ DATA_FILE = "data.parquet"
 # The zero-row seed file of each table lives in this reserved partition, so views bind on an
 # empty warehouse (DuckDB cannot create a view over a glob that matches nothing).
 EMPTY_PARTITION = "__empty__"
+# Polars reads this Hive value as NULL even percent-encoded, so no partition may take it.
+HIVE_DEFAULT = "__HIVE_DEFAULT_PARTITION__"
 _STAGING = ".staging"
 # Rows buffered per partition before a row group is written: bounds memory when a job streams
 # into many partitions at once, and is near DuckDB's own row-group size.
@@ -42,11 +44,19 @@ def _as_table(t: Table | str) -> Table:
     return t if isinstance(t, Table) else table(t)
 
 
+def _encode(value: str) -> str:
+    """Percent-encoded; 'null' in any case, which DuckDB would read as NULL, byte by byte (both
+    engines decode that to the string)."""
+    if value.lower() == "null":
+        return "".join(f"%{byte:02X}" for byte in value.encode())
+    return quote(value, safe="")
+
+
 def partition_dir(root: Path, t: Table, values: Mapping[str, str]) -> Path:
     """The folder of one partition: `<root>/<table>/<key>=<percent-encoded value>/…`."""
     path = Path(root) / t.name
     for key in t.partition_by:
-        path /= f"{key}={quote(values[key], safe='')}"
+        path /= f"{key}={_encode(values[key])}"
     return path
 
 
@@ -194,9 +204,10 @@ class Transaction:
     ) -> None:
         for key in t.partition_by:
             value = values.get(key)
-            if not value or value == EMPTY_PARTITION:
+            if not value or value in (EMPTY_PARTITION, HIVE_DEFAULT):
                 raise InputError(f"{key} must be a non-empty name other than "
-                                 f"{EMPTY_PARTITION!r}, got {value!r}", file=source, column=key)
+                                 f"{EMPTY_PARTITION!r} and {HIVE_DEFAULT!r}, got {value!r}",
+                                 file=source, column=key)
         ident = (t.name, tuple(values[k] for k in t.partition_by))
         staged = self._partitions.get(ident)
         if staged is None:

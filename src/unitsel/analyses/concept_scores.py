@@ -8,8 +8,9 @@ with `crop` 'center' or 'gradcam') and concept texts t_j of a concept set:
 sim is the cosine c of the unit-norm embeddings, or t-vMF(c; kappa) = (1 + c) / (1 + kappa (1 -
 c)) - 1 (Kobayashi 2021; kappa = 0 is the cosine). The unit's concepts are those with S_j >=
 alpha * max_j S_j (alpha = 0.95; ties at the threshold are concepts). Concepts are scored in
-chunks (`chunk` texts at a time), so 80k WordNet lemmas never become a dense units x concepts
-matrix: peak memory is one chunk of texts and n x chunk similarities (float64) per unit.
+chunks (`chunk` texts at a time) for groups of `group` units, so 80k WordNet lemmas never
+become a dense units x concepts matrix: the peak is group x concepts scores plus one chunk of
+group x n x chunk similarities (float64).
 Stored per unit: its concepts and the `keep` best-scoring others.
 """
 
@@ -21,8 +22,9 @@ import numpy as np
 import polars as pl
 from tqdm import tqdm
 
+from unitsel.adapters.encoders import TextEncoder
 from unitsel.errors import InputError
-from unitsel.schema import CONCEPT_SCORES, IMAGE_EMBEDDINGS, TEXT_EMBEDDINGS
+from unitsel.schema import CONCEPT_EVALUATION, CONCEPT_SCORES, IMAGE_EMBEDDINGS, TEXT_EMBEDDINGS
 from unitsel.warehouse import Transaction, connection, scan
 
 SIMILARITIES = ("cos", "tvmf")
@@ -38,18 +40,27 @@ def _similar(cosine: np.ndarray, similarity: str, kappa: float) -> np.ndarray:
     return cosine if similarity == "cos" else tvmf(cosine, kappa)
 
 
-def scores(images: np.ndarray, texts: np.ndarray, template: np.ndarray, similarity: str = "cos",
-           kappa: float = 0.0, chunk: int = 8192) -> np.ndarray:
-    """S_j for every text: `images` n x d and `texts` m x d unit-norm rows, `template` d."""
+def group_scores(images: np.ndarray, texts: np.ndarray, template: np.ndarray,
+                 similarity: str = "cos", kappa: float = 0.0, chunk: int = 8192) -> np.ndarray:
+    """S_j of a group of units: `images` units x n x d, `texts` m x d, `template` d (all
+    unit-norm); returns units x m. Texts go through in float64 chunks."""
     if similarity not in SIMILARITIES:
         raise InputError(f"similarity {similarity!r} is not one of {list(SIMILARITIES)}")
-    images = images.astype(np.float64)  # n x d: small; each text chunk is cast in turn
-    base = _similar(images @ template.astype(np.float64), similarity, kappa).mean()
-    out = np.empty(len(texts))
+    units, n, d = images.shape
+    flat = images.reshape(units * n, d).astype(np.float64)
+    base = _similar(flat @ template.astype(np.float64), similarity, kappa)
+    out = np.empty((units, len(texts)))
     for start in range(0, len(texts), chunk):
         block = texts[start:start + chunk].astype(np.float64)
-        out[start:start + chunk] = _similar(images @ block.T, similarity, kappa).mean(axis=0)
-    return np.asarray(out - base)
+        sims = _similar(flat @ block.T, similarity, kappa).reshape(units, n, -1)
+        out[:, start:start + chunk] = sims.mean(axis=1)
+    return np.asarray(out - base.reshape(units, n).mean(axis=1, keepdims=True))
+
+
+def scores(images: np.ndarray, texts: np.ndarray, template: np.ndarray, similarity: str = "cos",
+           kappa: float = 0.0, chunk: int = 8192) -> np.ndarray:
+    """S_j for every text of one unit: `images` n x d."""
+    return np.asarray(group_scores(images[None], texts, template, similarity, kappa, chunk)[0])
 
 
 def concepts_of(score: np.ndarray, alpha: float) -> np.ndarray:
@@ -65,7 +76,7 @@ def run_concept_scores(root: Path, model_id: str, stimulus_set: str, layer: str,
                        encoder: str, concept_set: str, crop: str = "center",
                        similarity: str = "cos", kappa: float = 0.0, n: int = 40,
                        alpha: float = 0.95, template: str = "a photo of a", keep: int = 5,
-                       progress: bool = True) -> pl.DataFrame:
+                       group: int = 64, progress: bool = True) -> pl.DataFrame:
     """Score every unit of a layer against a concept set; write (replace) the partition."""
     texts = scan(TEXT_EMBEDDINGS, root).filter(encoder=encoder, concept_set=concept_set) \
         .sort("concept").collect()
@@ -93,18 +104,64 @@ def run_concept_scores(root: Path, model_id: str, stimulus_set: str, layer: str,
     template_vector = _matrix(base)[0]
     concepts = np.asarray(texts["concept"])
     frames = []
-    for unit, stimuli in tqdm(top.iter_rows(), total=top.height, desc="concept scores",
-                              unit="unit", disable=not progress):
-        s = scores(image_matrix[[row_of[x] for x in stimuli]], text_matrix, template_vector,
-                   similarity, kappa)
-        chosen = concepts_of(s, alpha)
-        best = np.argsort(-s, kind="stable")[: int(chosen.sum()) + keep]
-        frames.append(pl.DataFrame({"unit": unit, "concept": concepts[best],
-                                    "score": s[best], "is_concept": chosen[best]}))
+    units, stimuli = top["unit"].to_list(), top["stimuli"].to_list()
+    for start in tqdm(range(0, len(units), group), desc="concept scores", unit="group",
+                      disable=not progress):
+        rows = [[row_of[x] for x in ss] for ss in stimuli[start:start + group]]
+        block = group_scores(image_matrix[np.asarray(rows)], text_matrix, template_vector,
+                             similarity, kappa)
+        for unit, s in zip(units[start:start + group], block, strict=True):
+            chosen = concepts_of(s, alpha)
+            best = np.argsort(-s, kind="stable")[: int(chosen.sum()) + keep]
+            frames.append(pl.DataFrame({"unit": unit, "concept": concepts[best],
+                                        "score": s[best], "is_concept": chosen[best]}))
     result = pl.concat(frames).with_columns(
         model_id=pl.lit(model_id), stimulus_set=pl.lit(stimulus_set), layer=pl.lit(layer),
         pool=pl.lit(pool), encoder=pl.lit(encoder), crop=pl.lit(crop),
         similarity=pl.lit(similarity), concept_set=pl.lit(concept_set))
     with Transaction(root) as tx:
         tx.write(result.select(CONCEPT_SCORES.column_names), CONCEPT_SCORES)
+    return result
+
+
+def evaluate(concepts: list[list[str]], labels: list[str], eval_encoder: TextEncoder
+             ) -> dict[str, float]:
+    """Mean cos, F1 and hit rate of each unit's concepts against its class label text."""
+    texts = sorted({*labels, *(c for cs in concepts for c in cs)})
+    vectors = dict(zip(texts, eval_encoder.encode_texts(texts).astype(np.float64), strict=True))
+    cos, f1, hits = [], [], []
+    for chosen, label in zip(concepts, labels, strict=True):
+        cos.append(float(np.mean([vectors[c] @ vectors[label] for c in chosen])))
+        hit = label in chosen
+        precision = hit / len(chosen)
+        f1.append(2 * precision * hit / (precision + hit) if hit else 0.0)
+        hits.append(hit)
+    return {"mean_cos": float(np.mean(cos)), "f1": float(np.mean(f1)),
+            "hit_rate": float(np.mean(hits))}
+
+
+def run_evaluation(root: Path, model_id: str, stimulus_set: str, layer: str, pool: str,
+                   encoder: str, crop: str, similarity: str, concept_set: str,
+                   label_set: str, eval_encoder: TextEncoder) -> pl.DataFrame:
+    """Evaluate stored concept scores of output units (unit i = class index i of `label_set`,
+    whose lemmas with spaces are the label texts); write (replace) the row."""
+    from unitsel.analyses.semantics import concept_set_frame
+
+    labels = [n.replace("_", " ") for n in concept_set_frame(root, label_set)["name"]]
+    chosen = (scan(CONCEPT_SCORES, root)
+              .filter(model_id=model_id, stimulus_set=stimulus_set, layer=layer, pool=pool,
+                      encoder=encoder, crop=crop, similarity=similarity,
+                      concept_set=concept_set, is_concept=True)
+              .group_by("unit").agg(pl.col("concept")).sort("unit").collect())
+    if chosen.height != len(labels):
+        raise InputError(f"{chosen.height} units have concepts but {label_set!r} has "
+                         f"{len(labels)} classes; evaluate an output layer's concept scores")
+    row = evaluate(chosen["concept"].to_list(), [labels[u] for u in chosen["unit"]],
+                   eval_encoder)
+    result = pl.DataFrame([{
+        "model_id": model_id, "stimulus_set": stimulus_set, "layer": layer, "pool": pool,
+        "encoder": encoder, "crop": crop, "similarity": similarity, "concept_set": concept_set,
+        "eval_encoder": eval_encoder.name, "n_units": chosen.height, **row}])
+    with Transaction(root) as tx:
+        tx.write(result, CONCEPT_EVALUATION)
     return result
