@@ -21,6 +21,9 @@ $(STAMP): pyproject.toml
 		--no-install-recommends wordnet-base wordnet-sense-index'
 	# Copies Debian's files (+ the lexnames table) into .venv/nltk_data, where NLTK looks.
 	$(BIN)/unitsel wordnet
+	# The dashboards' real-browser test drives Debian's headless chromium.
+	test -x /usr/bin/chromedriver || $(SUDO) sh -c 'apt-get update -qq && apt-get install \
+		-y -qq --no-install-recommends chromium chromium-driver'
 	touch $@
 
 setup: $(STAMP)
@@ -29,7 +32,7 @@ demo: setup
 	$(BIN)/unitsel demo
 
 lint: setup
-	$(BIN)/ruff check src ingest tests bench
+	$(BIN)/ruff check src ingest tests bench dashboards
 	$(BIN)/mypy
 
 test: lint

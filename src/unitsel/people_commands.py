@@ -1,5 +1,5 @@
-"""`unitsel export-study` and the people analyses of `unitsel analyse` (Gale's Table 1,
-interactive-naming agreement); registered on the CLI by `unitsel.cli`."""
+"""`unitsel export-study`, `unitsel dashboard` and the people analyses of `unitsel analyse`
+(Gale's Table 1, interactive-naming agreement); registered on the CLI by `unitsel.cli`."""
 
 from __future__ import annotations
 
@@ -72,3 +72,34 @@ def export_study_command(study_id: str, model_id: str, layer: str, pool: str,
     manifest = export_study(root, study_id, [(model_id, layer, pool, u) for u in chosen], out,
                             source, stimulus_set, images, lists, seed)
     click.echo(f"wrote {manifest.height} panels and {out / 'manifest.csv'}")
+
+
+def dashboards_home() -> Path:
+    """The folder holding the Streamlit app: in the package when installed from a wheel, else
+    the repository's `dashboards/`."""
+    here = Path(__file__).resolve().parent
+    for home in (here / "dashboards", here.parents[1] / "dashboards"):
+        if (home / "app.py").is_file():
+            return home
+    raise FileNotFoundError(f"dashboards/app.py not found beside {here}")
+
+
+@cli.command()
+@click.option("--port", default=8501, show_default=True)
+@click.option("--headless/--browser", default=True, show_default=True,
+              help="Headless: only serve; --browser also opens a browser tab.")
+@root_option
+def dashboard(port: int, headless: bool, root: Path) -> None:
+    """Serve the Streamlit dashboards over a warehouse (Ctrl-C stops)."""
+    import os
+    import subprocess
+    import sys
+
+    from unitsel.warehouse import init
+
+    environment = os.environ | {"UNITSEL_ROOT": str(init(root).resolve())}
+    click.echo(f"unitsel dashboard on http://localhost:{port}")
+    subprocess.run([sys.executable, "-m", "streamlit", "run",
+                    str(dashboards_home() / "app.py"), "--server.port", str(port),
+                    "--server.headless", str(headless).lower(),
+                    "--browser.gatherUsageStats", "false"], env=environment, check=False)

@@ -1,0 +1,45 @@
+"""Layer profile: selectivity per layer, trained vs untrained, unit vs kernel, consistency."""
+
+from __future__ import annotations
+
+import altair as alt
+import streamlit as st
+from ui import choose, empty, query
+
+
+def layer_profile() -> None:
+    st.title("Layer profile")
+    layers = query("SELECT * FROM layer_selectivity WHERE subset = 'all'")
+    if layers.is_empty():
+        empty("selectivity summaries", "Ingest activations (`unitsel ingest …`).")
+        return
+    sets = sorted(layers["stimulus_set"].unique())
+    chosen = choose("Stimulus set", sets, "set")
+    pool = choose("Pool", sorted(layers["pool"].unique()), "pool")
+    part = layers.filter(stimulus_set=chosen, pool=pool)
+    metric = st.selectbox("Metric (Gale Fig. 2)", ["mean_top_class_selectivity", "mean_ccmas",
+                                                    "mean_precision_100"])
+    st.altair_chart(alt.Chart(part.to_arrow()).mark_line(point=True).encode(
+        x=alt.X("layer:N", sort=None), y=alt.Y(f"{metric}:Q"),
+        color="model_id:N", strokeDash="state:N", tooltip=["model_id", "layer", metric],
+    ), width="stretch")
+    categories = query("SELECT DISTINCT stimulus_set, category FROM metric_consistency")
+    st.subheader("Category selectivity (Lado & Dobs Fig. 1b-c, 1f)")
+    if categories.is_empty():
+        empty("category analyses", "Run `unitsel demo --faces` or `unitsel analyse "
+              "consistency`.")
+        return
+    cat_set, category = categories.row(0)
+    percent = query("SELECT * FROM layer_category_selectivity($1, $2)", [cat_set, category])
+    st.altair_chart(alt.Chart(percent.to_arrow()).mark_line(point=True).encode(
+        x=alt.X("layer:N", sort=None), y="percent_selective:Q", color="state:N",
+        strokeDash="pool:N", column="metric:N"))
+    consistency = query("SELECT model_id, layer, pool, metric_a, metric_b, spearman_rho "
+                        "FROM metric_consistency WHERE stimulus_set = $1", [cat_set])
+    st.altair_chart(alt.Chart(consistency.to_arrow()).mark_rect().encode(
+        x="metric_a:N", y="metric_b:N", color=alt.Color("spearman_rho:Q",
+                                                        scale=alt.Scale(domain=[-1, 1])),
+        row="model_id:N", column="layer:N", tooltip=["spearman_rho"]))
+
+
+layer_profile()

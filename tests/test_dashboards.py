@@ -1,0 +1,137 @@
+"""The dashboards: every page through Streamlit's AppTest over the demo warehouse and over an
+empty one, and the real server driven by headless Chromium (screenshots kept as artifacts)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from .conftest import REPO
+
+APP = str(REPO / "dashboards" / "app.py")
+PAGES = {"overview": "unitsel warehouse", "layers": "Layer profile", "unit": "Unit",
+         "semantics": "Semantics (DORA)", "people": "People"}
+ARTIFACTS = Path(os.environ.get("UNITSEL_ARTIFACTS", REPO / "tests" / "artifacts"))
+
+
+def _app(root: Path, monkeypatch: pytest.MonkeyPatch, page: str,
+         params: dict[str, str] | None = None) -> AppTest:
+    monkeypatch.setenv("UNITSEL_ROOT", str(root))
+    at = AppTest.from_file(APP, default_timeout=300)
+    for key, value in (params or {}).items():
+        at.query_params[key] = value
+    at.run()
+    if page != "overview":
+        at.switch_page(f"pages/{page}.py").run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert [t.value for t in at.title] == [PAGES[page]]
+    return at
+
+
+def _charts(at: AppTest) -> int:
+    return len(at.get("vega_lite_chart"))
+
+
+def test_every_page_shows_the_demo(demo_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    overview = _app(demo_root, monkeypatch, "overview")
+    computed = overview.dataframe[-1].value
+    assert set(computed["table"]) >= {"activations", "mantel_results", "rating_summary"}
+    layers = _app(demo_root, monkeypatch, "layers")
+    assert _charts(layers) >= 1
+    unit = _app(demo_root, monkeypatch, "unit")
+    assert _charts(unit) == 2 and len(unit.dataframe) >= 2  # jitter, histogram; metrics, top
+    semantics = _app(demo_root, monkeypatch, "semantics", {"model": "demo-cnn-trained"})
+    assert _charts(semantics) == 3  # functional and semantic matrices, atlas
+    people = _app(demo_root, monkeypatch, "people")
+    assert len(people.dataframe) == 5 and people.warning  # simulated studies are flagged
+
+
+def test_unit_page_url_selects_the_unit(demo_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    params = {"model": "demo-cnn-trained", "set": "digits", "layer": "classifier.3",
+              "pool": "none", "unit": "7"}
+    at = _app(demo_root, monkeypatch, "unit", params)
+    chosen = {box.label: box.value for box in at.selectbox}
+    assert chosen["Model"] == "demo-cnn-trained" and chosen["Layer"] == "classifier.3"
+    assert chosen["Unit"] == 7
+    metrics = at.dataframe[0].value
+    assert dict(zip(metrics["column"], metrics["value"], strict=True))["top_label"] == "7"
+
+
+def test_empty_warehouse_says_what_fills_each_page(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    for page in PAGES:
+        at = _app(tmp_path / "empty", monkeypatch, page)
+        assert any("unitsel" in info.value for info in at.info), page
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(demo_root: Path) -> Iterator[str]:
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", APP, "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true",
+         "--browser.gatherUsageStats", "false"],
+        env=os.environ | {"UNITSEL_ROOT": str(demo_root)}, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.5)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_pages_in_headless_chromium(server: str) -> None:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                 "--window-size=1400,1000"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    paths = {"overview": "", "layers": "layers",
+             "unit": "unit?model=demo-cnn-trained&set=digits&layer=classifier.3&pool=none&unit=7",
+             "semantics": "semantics", "people": "people"}
+    try:
+        for page, path in paths.items():
+            driver.get(f"{server}/{path}")
+            WebDriverWait(driver, 120).until(expected_conditions.text_to_be_present_in_element(
+                (By.TAG_NAME, "h1"), PAGES[page]))
+            # Let the page finish its queries and charts (Streamlit's status widget goes away).
+            WebDriverWait(driver, 120).until(lambda d: not d.find_elements(
+                By.CSS_SELECTOR, "[data-testid='stStatusWidget']"))
+            time.sleep(2)
+            driver.save_screenshot(str(ARTIFACTS / f"dashboard-{page}.png"))
+            text = driver.find_element(By.TAG_NAME, "body").text
+            assert "Traceback" not in text and "Error" not in text, page
+            assert not driver.find_elements(By.CSS_SELECTOR, "[data-testid='stException']")
+            if page == "unit":
+                assert driver.find_elements(By.CSS_SELECTOR, "[data-testid='stVegaLiteChart']")
+    finally:
+        driver.quit()
