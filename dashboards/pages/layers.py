@@ -17,12 +17,16 @@ def layer_profile() -> None:
     chosen = choose("Stimulus set", sets, "set")
     pool = choose("Pool", sorted(layers["pool"].unique()), "pool")
     part = layers.filter(stimulus_set=chosen, pool=pool)
-    metric = st.selectbox("Metric (Gale Fig. 2)", ["mean_top_class_selectivity", "mean_ccmas",
-                                                    "mean_precision_100"])
-    st.altair_chart(alt.Chart(part.to_arrow()).mark_line(point=True).encode(
-        x=alt.X("layer:N", sort=None), y=alt.Y(f"{metric}:Q"),
-        color="model_id:N", strokeDash="state:N", tooltip=["model_id", "layer", metric],
-    ), width="stretch")
+    metric = st.selectbox("Metric (Gale Fig. 2)", ["top_class_selectivity", "ccmas",
+                                                    "precision_100"])
+    values = query(f"SELECT s.model_id, m.state, s.layer, s.{metric} AS value FROM selectivity s "
+                   "JOIN models m USING (model_id) WHERE s.stimulus_set = $1 AND s.pool = $2 "
+                   "AND s.subset = 'all'", [chosen, pool])
+    st.caption(f"Distribution over units per layer; layer means: {len(part)} rows in "
+               "layer_selectivity.")
+    st.altair_chart(alt.Chart(values.to_arrow()).mark_boxplot().encode(
+        x=alt.X("layer:N", sort=None), y=alt.Y("value:Q", title=metric), color="state:N",
+        xOffset="model_id:N", tooltip=["model_id", "layer"]), width="stretch")
     categories = query("SELECT DISTINCT stimulus_set, category FROM metric_consistency")
     st.subheader("Category selectivity (Lado & Dobs Fig. 1b-c, 1f)")
     if categories.is_empty():
