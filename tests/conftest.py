@@ -20,3 +20,16 @@ def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
     return tmp_path / "warehouse"
+
+
+def duckdb_csv(root: Path, sql: str) -> list[list[str]]:
+    """Rows (as strings) of `sql` run by the real DuckDB CLI over `root` with sql/init.sql."""
+    import subprocess
+    import sys
+
+    duckdb = str(Path(sys.executable).with_name("duckdb"))
+    out = subprocess.run(
+        [duckdb, "-csv", "-noheader", "-cmd", f"SET VARIABLE wh_root='{root}'", "-cmd",
+         ".read sql/init.sql", "-c", sql],
+        cwd=REPO, capture_output=True, text=True, check=True).stdout
+    return [line.split(",") for line in out.splitlines()]

@@ -18,6 +18,7 @@ from unitsel.adapters.encoders import unit_rows
 from unitsel.analyses.concept_scores import concepts_of, run_concept_scores, scores, tvmf
 from unitsel.errors import InputError
 
+from .conftest import duckdb_csv
 from .layers import load
 
 
@@ -130,19 +131,8 @@ def test_evaluation_hand_worked() -> None:
 
 
 def test_demo_concepts_answer_from_the_duckdb_cli(demo_root: Path) -> None:
-    import subprocess
-    import sys
-
-    from .conftest import REPO
-
-    duckdb = str(Path(sys.executable).with_name("duckdb"))
-    out = subprocess.run(
-        [duckdb, "-csv", "-noheader", "-cmd", f"SET VARIABLE wh_root='{demo_root}'", "-cmd",
-         ".read sql/init.sql", "-c",
-         "SELECT model_id, split_part(crop, ':', 1), similarity, hit_rate "
-         "FROM concept_evaluation ORDER BY ALL"],
-        cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
-    rows = [line.split(",") for line in out]
+    rows = duckdb_csv(demo_root, "SELECT model_id, split_part(crop, ':', 1), similarity, "
+                                 "hit_rate FROM concept_evaluation ORDER BY ALL")
     assert len(rows) == 2 * 2 * 2  # models x crops x similarities
     hit = {(m, c, s): float(h) for m, c, s, h in rows}
     # The trained CNN's logits are named by their own digit far more often.

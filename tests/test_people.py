@@ -17,6 +17,7 @@ from unitsel.concepts import ingest_concepts
 from unitsel.errors import InputError
 from unitsel.warehouse import scan
 
+from .conftest import duckdb_csv
 from .layers import load
 
 WNIDS = {"dog": "n02084071", "cat": "n02121620", "car": "n02958343"}
@@ -188,21 +189,12 @@ def test_json_ratings_equal_csv(root: Path, tmp_path: Path) -> None:
 
 
 def test_people_tables_answer_from_the_duckdb_cli(demo_root: Path) -> None:
-    import subprocess
-    import sys
-
-    from .conftest import REPO
-
-    duckdb = str(Path(sys.executable).with_name("duckdb"))
-    out = subprocess.run(
-        [duckdb, "-csv", "-noheader", "-cmd", f"SET VARIABLE wh_root='{demo_root}'", "-cmd",
-         ".read sql/init.sql", "-c",
-         "SELECT (SELECT count(*) FROM rating_summary WHERE pct_yes > 0), "
-         "(SELECT count(DISTINCT label) FROM annotation_agreement WHERE d2_agreement "
-         ">= d1_agreement), (SELECT count(*) FROM significant_features('demo-cnn-trained', "
-         "'digits', 'classifier.3', 'classifier.2') WHERE rank = 1)"],
-        cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+    [row] = duckdb_csv(demo_root, (
+        "SELECT (SELECT count(*) FROM rating_summary WHERE pct_yes > 0), "
+        "(SELECT count(DISTINCT label) FROM annotation_agreement WHERE d2_agreement "
+        ">= d1_agreement), (SELECT count(*) FROM significant_features('demo-cnn-trained', "
+        "'digits', 'classifier.3', 'classifier.2') WHERE rank = 1)"))
     # Both models rated; D = 2 is never below D = 1 for any of the 10 classes; one top
     # feature per (stimulus, class) with a positive score.
-    n_models, n_labels, n_top = (int(v) for v in out.split(","))
+    n_models, n_labels, n_top = (int(v) for v in row)
     assert (n_models, n_labels) == (2, 10) and n_top > 1797

@@ -29,6 +29,21 @@ def root_option(f: F) -> F:
     )(f)
 
 
+def layer_options(set_help: str) -> Callable[[F], F]:
+    """`--model-id`, `--stimulus-set` (with `set_help`), `--layer` and `--pool` (default none):
+    the partition a layer-level job works on."""
+    def decorate(f: F) -> F:
+        for option in reversed([
+            click.option("--model-id", required=True),
+            click.option("--stimulus-set", required=True, help=set_help),
+            click.option("--layer", required=True),
+            click.option("--pool", default="none", show_default=True),
+        ]):
+            f = option(f)
+        return f
+    return decorate
+
+
 class _Group(click.Group):
     """Loads plugged-in commands lazily and turns InputError into a clean one-line error."""
 

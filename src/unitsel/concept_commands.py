@@ -7,14 +7,11 @@ from pathlib import Path
 
 import click
 
-from unitsel.cli import analyse, root_option
+from unitsel.cli import analyse, layer_options, root_option
 
 
 @analyse.command("concepts")
-@click.option("--model-id", required=True)
-@click.option("--stimulus-set", required=True, help="Probe set: the units' top stimuli.")
-@click.option("--layer", required=True)
-@click.option("--pool", default="none", show_default=True)
+@layer_options("Probe set: the units' top stimuli.")
 @click.option("--encoder", required=True, help="Encoder of the stored image/text embeddings.")
 @click.option("--concept-set", required=True, help="Embedded concept texts.")
 @click.option("--crop", default="center", show_default=True, help="center or gradcam:<model>.")

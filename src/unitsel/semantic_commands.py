@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 import polars as pl
 
-from unitsel.cli import F, analyse, cli, root_option
+from unitsel.cli import F, analyse, cli, layer_options, root_option
 
 
 def _names(text: str | None) -> tuple[str, ...] | None:
@@ -55,10 +55,7 @@ def semantic(concept_set: str, measures: str, vectors: Path | None, binary: bool
 
 
 @analyse.command("distances")
-@click.option("--model-id", required=True)
-@click.option("--stimulus-set", required=True, help="Set of the data-aware measures.")
-@click.option("--layer", required=True)
-@click.option("--pool", default="none", show_default=True)
+@layer_options("Set of the data-aware measures.")
 @_measure_option("minkowski,pearson,spearman,ea_n_pairwise,ea_n_layerwise",
                  "Comma-separated; ea_s_* need `unitsel ingest sams` first.")
 @click.option("--p", default=1.0, show_default=True, help="Minkowski p.")
@@ -109,10 +106,7 @@ def mantel(concept_set: str, model_ids: tuple[str, ...], layer: str, pool: str,
 
 
 @analyse.command("outliers")
-@click.option("--model-id", required=True)
-@click.option("--stimulus-set", required=True, help="'synthetic' for EA_s.")
-@click.option("--layer", required=True)
-@click.option("--pool", default="none", show_default=True)
+@layer_options("'synthetic' for EA_s.")
 @click.option("--measure", required=True, help="Stored functional measure.")
 @click.option("--detectors", default="lof,iforest,ocsvm,abod,feature_bagging",
               show_default=True)
@@ -135,10 +129,7 @@ def outliers(model_id: str, stimulus_set: str, layer: str, pool: str, measure: s
 
 
 @analyse.command("atlas")
-@click.option("--model-id", required=True)
-@click.option("--stimulus-set", required=True, help="'synthetic' for EA_s.")
-@click.option("--layer", required=True)
-@click.option("--pool", default="none", show_default=True)
+@layer_options("'synthetic' for EA_s.")
 @click.option("--measure", required=True, help="Stored functional measure.")
 @click.option("--concept-set", default=None, help="Colour output units by their hypernym.")
 @click.option("--depth", default=6, show_default=True, help="Hypernym depth (0 = entity).")
