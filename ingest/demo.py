@@ -121,15 +121,19 @@ def build_models(weights_dir: Path) -> dict[str, tuple[nn.Module, Path]]:
     trained = train(demo_cnn(), x[train_rows], y[train_rows])
     torch.manual_seed(1)
     untrained = demo_cnn().eval()
-    weights_dir.mkdir(parents=True, exist_ok=True)
-    built = {}
-    for state, model in (("trained", trained), ("untrained", untrained)):
-        path = weights_dir / f"demo-cnn-{state}.pt"
-        tmp = path.with_suffix(".pt.tmp")
-        torch.save(model.state_dict(), tmp)
-        os.replace(tmp, path)
-        built[state] = (model, path)
-    return built
+    return {state: (model, save_weights(model, weights_dir / f"demo-cnn-{state}.pt"))
+            for state, model in (("trained", trained), ("untrained", untrained))}
+
+
+def save_weights(model: nn.Module, path: Path) -> Path:
+    """Save the state dict through a temporary file and one rename."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".pt.tmp")
+    torch.save(model.state_dict(), tmp)
+    os.replace(tmp, path)
+    return path
 
 
 def run_semantics(root: Path, models: dict[str, nn.Module], progress: bool = True) -> list[str]:

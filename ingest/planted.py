@@ -10,14 +10,22 @@ face data set's) are the planted outliers. The detectors' AUC against them fills
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
 from ingest.activations import ingest_model
-from ingest.demo import CLASSES, IMAGE_SIZE, LOGITS, PREPROCESSING, demo_cnn, digits, train
+from ingest.demo import (
+    CLASSES,
+    IMAGE_SIZE,
+    LOGITS,
+    PREPROCESSING,
+    demo_cnn,
+    digits,
+    save_weights,
+    train,
+)
 from unitsel.analyses.distances import run_unit_distances
 from unitsel.analyses.outliers import run_outliers
 from unitsel.warehouse import scan
@@ -57,10 +65,7 @@ def run_planted(root: Path, progress: bool = True) -> list[str]:
         "stimulus": pl.Series(range(len(labels)), dtype=pl.Int32),
         "uri": pl.Series([None] * len(labels), dtype=pl.String), "label": labels,
         "wnid": pl.Series([None] * len(labels), dtype=pl.String)})
-    weights = root / "weights" / f"{MODEL_ID}.pt"
-    weights.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), weights.with_suffix(".pt.tmp"))
-    os.replace(weights.with_suffix(".pt.tmp"), weights)
+    weights = save_weights(model, root / "weights" / f"{MODEL_ID}.pt")
     ingest_model(model, x, frame, model_id=MODEL_ID, stimulus_set=STIMULUS_SET, root=root,
                  architecture="unitsel.demo_cnn", state="trained",
                  preprocessing=json.dumps(PREPROCESSING | {"faces": "lfw_subset 25 -> 16"},

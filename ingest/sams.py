@@ -9,9 +9,6 @@ EA_s. Re-running replaces the layer's signals.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
@@ -27,7 +24,7 @@ from unitsel.adapters.torch_model import load_model
 from unitsel.analyses.distances import SYNTHETIC, mu_frame
 from unitsel.cli import root_option
 from unitsel.schema import AMS, AMS_ACTIVATIONS
-from unitsel.warehouse import Transaction
+from unitsel.warehouse import Transaction, replaced_folder
 
 if TYPE_CHECKING:
     from torch import nn
@@ -40,13 +37,12 @@ def ingest_sams(model: nn.Module, model_id: str, layer: str, pool: str, n_units:
 
     root = Path(root)
     relative = Path("images", "sams", *(quote(v, safe="") for v in (model_id, layer, pool)))
-    final = root / relative
-    final.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".sams-", dir=final.parent))
     rows: list[pl.DataFrame] = []
     mu = np.zeros((n_units, n_units))
     count = np.zeros(n_units)
-    try:
+    # The tables commit inside the block, the PNGs move in at its end (same names: rows never
+    # point nowhere); a failure before the commit leaves both as they were.
+    with replaced_folder(root / relative) as staging:
         with tqdm(total=n_units * settings.n, desc=f"s-AMS {layer}", unit="signal",
                   disable=not progress) as bar:
             for units, pixels, activations in generate(model, layer, pool, range(n_units),
@@ -73,12 +69,6 @@ def ingest_sams(model: nn.Module, model_id: str, layer: str, pool: str, n_units:
             tx.write_partition(AMS, partition, frame.select([c.name for c in AMS.data_columns]))
             tx.write_partition(AMS_ACTIVATIONS, partition,
                                mu_frame(settings.label, mu / count[:, None]))
-        # The tables committed; now swap the PNGs in (same names: rows never point nowhere).
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(staging, final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return frame
 
 

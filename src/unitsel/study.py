@@ -9,9 +9,6 @@ lists. The manifest is also stored as `study_panels`, so the ratings that come b
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +16,7 @@ import polars as pl
 
 from unitsel.errors import InputError
 from unitsel.schema import STUDY_PANELS
-from unitsel.warehouse import Transaction, connection
+from unitsel.warehouse import Transaction, connection, replaced_folder
 
 GRID = 10
 TILE = 64
@@ -65,7 +62,8 @@ def panel_image(paths: list[Path]) -> np.ndarray:
 def export_study(root: Path, study_id: str, units: list[tuple[str, str, str, int]], out: Path,
                  source: str = "ams", stimulus_set: str | None = None,
                  images: Path | None = None, lists: int = 4, seed: int = 0) -> pl.DataFrame:
-    """Write `out/panels/*.png` and `out/manifest.csv` (replacing `out`) and `study_panels`."""
+    """Write `out/panels/*.png` and `out/manifest.csv` (replacing `out`, in one move) and
+    `study_panels`."""
     from PIL import Image
 
     if source not in SOURCES:
@@ -74,9 +72,7 @@ def export_study(root: Path, study_id: str, units: list[tuple[str, str, str, int
         raise InputError("panels of top stimuli need the stimulus set")
     if not units or lists < 1:
         raise InputError("a study needs at least one unit and one list")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
+    with replaced_folder(out) as staging:
         (staging / "panels").mkdir()
         order = np.random.default_rng(seed).permutation(len(units))
         rows = []
@@ -94,9 +90,4 @@ def export_study(root: Path, study_id: str, units: list[tuple[str, str, str, int
         with Transaction(root) as tx:
             tx.write(manifest.with_columns(study_id=pl.lit(study_id))
                      .select(STUDY_PANELS.column_names), STUDY_PANELS)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return manifest

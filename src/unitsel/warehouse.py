@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -299,6 +300,22 @@ def connect(root: Path | str = DEFAULT_ROOT) -> duckdb.DuckDBPyConnection:
     con.execute("SET VARIABLE wh_root = ?", [str(root)])
     con.execute(init_script())
     return con
+
+
+@contextlib.contextmanager
+def replaced_folder(final: Path) -> Iterator[Path]:
+    """A staging folder beside `final` to fill; on success it replaces `final` in one move,
+    on failure it is removed and `final` is untouched. For folders of files the tables point
+    at (images, study packages, corpora)."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
+    try:
+        yield staging
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 @contextlib.contextmanager

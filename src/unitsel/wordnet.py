@@ -14,16 +14,15 @@ so unitsel keys every concept by its noun wnid (`n02084071`), never by a verb/ad
 from __future__ import annotations
 
 import functools
-import os
 import shutil
 import sys
-import tempfile
 import warnings
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from unitsel.errors import InputError
+from unitsel.warehouse import replaced_folder
 
 if TYPE_CHECKING:
     from nltk.corpus.reader.wordnet import Synset, WordNetCorpusReader
@@ -51,15 +50,11 @@ def install(source: Path = DEBIAN_WORDNET, target: Path | None = None) -> Path:
     if missing:
         raise InputError(f"WordNet files {missing} are missing; install them with {APT_HINT}",
                          file=source)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".wordnet-", dir=target.parent))
-    for name in DEBIAN_FILES:
-        shutil.copyfile(source / name, staging / name)  # copies: NLTK rejects symlinks
-    lexnames = resources.files("unitsel") / "data" / "wordnet-lexnames"
-    (staging / "lexnames").write_text(lexnames.read_text())
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(staging, target)
+    with replaced_folder(target) as staging:
+        for name in DEBIAN_FILES:
+            shutil.copyfile(source / name, staging / name)  # copies: NLTK rejects symlinks
+        lexnames = resources.files("unitsel") / "data" / "wordnet-lexnames"
+        (staging / "lexnames").write_text(lexnames.read_text())
     return target
 
 
