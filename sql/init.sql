@@ -1,7 +1,9 @@
 -- unitsel: the one entry point. From the repo root:
 --   duckdb -init sql/init.sql                       (warehouse in ./warehouse)
 --   duckdb -cmd "SET VARIABLE wh_root='DIR'" -cmd ".read sql/init.sql"   (any other root)
+-- A PostgreSQL catalog: also -cmd "SET VARIABLE wh_catalog='postgres:dbname=… host=…'".
 SET VARIABLE wh_root = coalesce(getvariable('wh_root'), 'warehouse');
+.read sql/lake.sql
 .read sql/macros/distributions.sql
 .read sql/macros/selectivity.sql
 .read sql/macros/category.sql

@@ -1,5 +1,5 @@
 -- GENERATED from src/unitsel/schema.py by `python -m unitsel.sqlfiles`; do not edit.
--- One view per table over its Hive-partitioned Parquet under getvariable('wh_root').
+-- One view per table over its DuckLake table (sql/lake.sql attaches the lake).
 
 CREATE OR REPLACE VIEW models AS
 SELECT
@@ -9,11 +9,7 @@ SELECT
     weights_sha256,
     preprocessing,
     source
-FROM read_parquet(
-    getvariable('wh_root') || '/models/*/*.parquet',
-    hive_partitioning = true,
-    hive_types = {'model_id': 'VARCHAR'}
-);
+FROM lake.models;
 COMMENT ON VIEW models IS 'One row per model: provenance, so activations from different set-ups never mix silently.';
 
 CREATE OR REPLACE VIEW layers AS
@@ -24,11 +20,7 @@ SELECT
     kind,
     n_units,
     shape
-FROM read_parquet(
-    getvariable('wh_root') || '/layers/*/*/*/*.parquet',
-    hive_partitioning = true,
-    hive_types = {'model_id': 'VARCHAR', 'layer': 'VARCHAR', 'pool': 'VARCHAR'}
-);
+FROM lake.layers;
 COMMENT ON VIEW layers IS 'One row per recorded layer and pool of a model: one per activations partition.';
 
 CREATE OR REPLACE VIEW stimuli AS
@@ -38,11 +30,7 @@ SELECT
     uri,
     label,
     wnid
-FROM read_parquet(
-    getvariable('wh_root') || '/stimuli/*/*.parquet',
-    hive_partitioning = true,
-    hive_types = {'stimulus_set': 'VARCHAR'}
-);
+FROM lake.stimuli;
 COMMENT ON VIEW stimuli IS 'One row per stimulus of a set, with its class label.';
 
 CREATE OR REPLACE VIEW predictions AS
@@ -52,11 +40,7 @@ SELECT
     stimulus,
     predicted_label,
     is_correct
-FROM read_parquet(
-    getvariable('wh_root') || '/predictions/*/*/*.parquet',
-    hive_partitioning = true,
-    hive_types = {'model_id': 'VARCHAR', 'stimulus_set': 'VARCHAR'}
-);
+FROM lake.predictions;
 COMMENT ON VIEW predictions IS 'One row per (model, stimulus): the model''s prediction and whether it is correct.';
 
 CREATE OR REPLACE VIEW activations AS
@@ -68,11 +52,7 @@ SELECT
     unit,
     stimulus,
     activation
-FROM read_parquet(
-    getvariable('wh_root') || '/activations/*/*/*/*/*.parquet',
-    hive_partitioning = true,
-    hive_types = {'model_id': 'VARCHAR', 'stimulus_set': 'VARCHAR', 'layer': 'VARCHAR', 'pool': 'VARCHAR'}
-);
+FROM lake.activations;
 COMMENT ON VIEW activations IS 'One row per (unit, stimulus): the raw truth every summary and metric derives from.';
 
 CREATE OR REPLACE VIEW class_stats AS
@@ -90,11 +70,7 @@ SELECT
     min,
     max,
     rank_sum
-FROM read_parquet(
-    getvariable('wh_root') || '/class_stats/*/*/*/*/*.parquet',
-    hive_partitioning = true,
-    hive_types = {'model_id': 'VARCHAR', 'stimulus_set': 'VARCHAR', 'layer': 'VARCHAR', 'pool': 'VARCHAR'}
-);
+FROM lake.class_stats;
 COMMENT ON VIEW class_stats IS 'Summary: per unit and label, sufficient statistics of the activations.';
 
 CREATE OR REPLACE VIEW unit_top AS
@@ -109,11 +85,7 @@ SELECT
     stimulus,
     label,
     activation
-FROM read_parquet(
-    getvariable('wh_root') || '/unit_top/*/*/*/*/*.parquet',
-    hive_partitioning = true,
-    hive_types = {'model_id': 'VARCHAR', 'stimulus_set': 'VARCHAR', 'layer': 'VARCHAR', 'pool': 'VARCHAR'}
-);
+FROM lake.unit_top;
 COMMENT ON VIEW unit_top IS 'Summary: per unit its top-k most activating stimuli (k = summary_builds.k).';
 
 CREATE OR REPLACE VIEW unit_summaries AS
@@ -131,11 +103,7 @@ SELECT
     n_top_label,
     top_cluster,
     tie_term
-FROM read_parquet(
-    getvariable('wh_root') || '/unit_summaries/*/*/*/*/*.parquet',
-    hive_partitioning = true,
-    hive_types = {'model_id': 'VARCHAR', 'stimulus_set': 'VARCHAR', 'layer': 'VARCHAR', 'pool': 'VARCHAR'}
-);
+FROM lake.unit_summaries;
 COMMENT ON VIEW unit_summaries IS 'Summary: per unit what top-class selectivity needs.';
 
 CREATE OR REPLACE VIEW summary_builds AS
@@ -145,13 +113,9 @@ SELECT
     layer,
     pool,
     k,
-    fingerprint
-FROM read_parquet(
-    getvariable('wh_root') || '/summary_builds/*/*/*/*/*.parquet',
-    hive_partitioning = true,
-    hive_types = {'model_id': 'VARCHAR', 'stimulus_set': 'VARCHAR', 'layer': 'VARCHAR', 'pool': 'VARCHAR'}
-);
-COMMENT ON VIEW summary_builds IS 'One row per summarised activations partition: what its summaries were built from.';
+    layout
+FROM lake.summary_builds;
+COMMENT ON VIEW summary_builds IS 'One row per summarised activations partition, committed with its inputs: how its summaries were built.';
 
 CREATE OR REPLACE VIEW lesions AS
 SELECT
@@ -163,11 +127,7 @@ SELECT
     baseline,
     lesioned,
     n_stimuli
-FROM read_parquet(
-    getvariable('wh_root') || '/lesions/*/*/*/*/*.parquet',
-    hive_partitioning = true,
-    hive_types = {'model_id': 'VARCHAR', 'stimulus_set': 'VARCHAR', 'layer': 'VARCHAR', 'task': 'VARCHAR'}
-);
+FROM lake.lesions;
 COMMENT ON VIEW lesions IS 'Result: the task score with each unit (kernel) of a layer zeroed (Lado & Dobs Fig. 1d).';
 
 CREATE OR REPLACE VIEW metric_consistency AS
@@ -181,11 +141,7 @@ SELECT
     metric_b,
     spearman_rho,
     n_units
-FROM read_parquet(
-    getvariable('wh_root') || '/metric_consistency/*/*/*/*.parquet',
-    hive_partitioning = true,
-    hive_types = {'model_id': 'VARCHAR', 'stimulus_set': 'VARCHAR', 'category': 'VARCHAR'}
-);
+FROM lake.metric_consistency;
 COMMENT ON VIEW metric_consistency IS 'Result: pairwise agreement of category-selectivity metrics per layer (Lado & Dobs Fig. 1f).';
 
 CREATE OR REPLACE VIEW decoding AS
@@ -204,11 +160,7 @@ SELECT
     ci_low,
     ci_high,
     chance
-FROM read_parquet(
-    getvariable('wh_root') || '/decoding/*/*/*/*/*/*/*.parquet',
-    hive_partitioning = true,
-    hive_types = {'model_id': 'VARCHAR', 'stimulus_set': 'VARCHAR', 'category': 'VARCHAR', 'layer': 'VARCHAR', 'pool': 'VARCHAR', 'decode_set': 'VARCHAR'}
-);
+FROM lake.decoding;
 COMMENT ON VIEW decoding IS 'Result: linear-SVM decoding from the top units of each metric (Lado & Dobs Fig. 1e).';
 
 CREATE OR REPLACE VIEW concepts AS
@@ -218,11 +170,7 @@ SELECT
     label,
     wnid,
     name
-FROM read_parquet(
-    getvariable('wh_root') || '/concepts/*/*.parquet',
-    hive_partitioning = true,
-    hive_types = {'concept_set': 'VARCHAR'}
-);
+FROM lake.concepts;
 COMMENT ON VIEW concepts IS 'One row per class of a concept set, mapped to its WordNet noun synset.';
 
 CREATE OR REPLACE VIEW semantic_distances AS
@@ -235,11 +183,7 @@ SELECT
     distance,
     distance_max_scaled,
     source
-FROM read_parquet(
-    getvariable('wh_root') || '/semantic_distances/*/*/*.parquet',
-    hive_partitioning = true,
-    hive_types = {'concept_set': 'VARCHAR', 'measure': 'VARCHAR'}
-);
+FROM lake.semantic_distances;
 COMMENT ON VIEW semantic_distances IS 'Result: semantic baseline distances between every pair of a concept set (DORA Sec. 5).';
 
 CREATE OR REPLACE VIEW ams AS
@@ -254,11 +198,7 @@ SELECT
     stimulus,
     uri,
     activation
-FROM read_parquet(
-    getvariable('wh_root') || '/ams/*/*/*/*/*.parquet',
-    hive_partitioning = true,
-    hive_types = {'model_id': 'VARCHAR', 'stimulus_set': 'VARCHAR', 'layer': 'VARCHAR', 'pool': 'VARCHAR'}
-);
+FROM lake.ams;
 COMMENT ON VIEW ams IS 'Activation-maximisation signals per unit: natural (n-AMS) from a stimulus set, or synthetic (s-AMS, stimulus_set ''synthetic'') from the feature-visualisation job.';
 
 CREATE OR REPLACE VIEW ams_activations AS
@@ -271,11 +211,7 @@ SELECT
     ams_unit,
     unit,
     mean_activation
-FROM read_parquet(
-    getvariable('wh_root') || '/ams_activations/*/*/*/*/*.parquet',
-    hive_partitioning = true,
-    hive_types = {'model_id': 'VARCHAR', 'stimulus_set': 'VARCHAR', 'layer': 'VARCHAR', 'pool': 'VARCHAR'}
-);
+FROM lake.ams_activations;
 COMMENT ON VIEW ams_activations IS 'Representation activation vectors (DORA Def. 4): what EA distances are computed from.';
 
 CREATE OR REPLACE VIEW unit_distances AS
@@ -289,11 +225,7 @@ SELECT
     unit_a,
     unit_b,
     distance
-FROM read_parquet(
-    getvariable('wh_root') || '/unit_distances/*/*/*/*/*/*.parquet',
-    hive_partitioning = true,
-    hive_types = {'model_id': 'VARCHAR', 'stimulus_set': 'VARCHAR', 'layer': 'VARCHAR', 'pool': 'VARCHAR', 'measure': 'VARCHAR'}
-);
+FROM lake.unit_distances;
 COMMENT ON VIEW unit_distances IS 'Result: functional distances between the units of a layer (DORA Sec. 3).';
 
 CREATE OR REPLACE VIEW mantel_results AS
@@ -314,11 +246,7 @@ SELECT
     r,
     p,
     n
-FROM read_parquet(
-    getvariable('wh_root') || '/mantel_results/*/*/*/*/*/*.parquet',
-    hive_partitioning = true,
-    hive_types = {'model_id': 'VARCHAR', 'stimulus_set': 'VARCHAR', 'layer': 'VARCHAR', 'pool': 'VARCHAR', 'measure': 'VARCHAR'}
-);
+FROM lake.mantel_results;
 COMMENT ON VIEW mantel_results IS 'Result: Mantel tests of functional against semantic distances (DORA Tables 1-2).';
 
 CREATE OR REPLACE VIEW unit_outliers AS
@@ -334,11 +262,7 @@ SELECT
     unit,
     score,
     is_outlier
-FROM read_parquet(
-    getvariable('wh_root') || '/unit_outliers/*/*/*/*/*/*.parquet',
-    hive_partitioning = true,
-    hive_types = {'model_id': 'VARCHAR', 'stimulus_set': 'VARCHAR', 'layer': 'VARCHAR', 'pool': 'VARCHAR', 'measure': 'VARCHAR'}
-);
+FROM lake.unit_outliers;
 COMMENT ON VIEW unit_outliers IS 'Result: outlier detection on a layer''s distance matrix, rows as features (DORA Sec. 4).';
 
 CREATE OR REPLACE VIEW outlier_auc AS
@@ -355,11 +279,7 @@ SELECT
     repeats,
     auc,
     auc_sd
-FROM read_parquet(
-    getvariable('wh_root') || '/outlier_auc/*/*/*/*/*/*.parquet',
-    hive_partitioning = true,
-    hive_types = {'model_id': 'VARCHAR', 'stimulus_set': 'VARCHAR', 'layer': 'VARCHAR', 'pool': 'VARCHAR', 'measure': 'VARCHAR'}
-);
+FROM lake.outlier_auc;
 COMMENT ON VIEW outlier_auc IS 'Result: how well each detector finds known outlier units (DORA Table 3 protocol).';
 
 CREATE OR REPLACE VIEW unit_atlas AS
@@ -375,11 +295,7 @@ SELECT
     y,
     wnid,
     hypernym
-FROM read_parquet(
-    getvariable('wh_root') || '/unit_atlas/*/*/*/*/*/*.parquet',
-    hive_partitioning = true,
-    hive_types = {'model_id': 'VARCHAR', 'stimulus_set': 'VARCHAR', 'layer': 'VARCHAR', 'pool': 'VARCHAR', 'measure': 'VARCHAR'}
-);
+FROM lake.unit_atlas;
 COMMENT ON VIEW unit_atlas IS 'Result: a 2-D representation atlas of a layer from its distance matrix (DORA Fig. 6).';
 
 CREATE OR REPLACE VIEW studies AS
@@ -388,11 +304,7 @@ SELECT
     kind,
     simulated,
     description
-FROM read_parquet(
-    getvariable('wh_root') || '/studies/*/*.parquet',
-    hive_partitioning = true,
-    hive_types = {'study_id': 'VARCHAR'}
-);
+FROM lake.studies;
 COMMENT ON VIEW studies IS 'One row per human study: its kind and whether its data is simulated.';
 
 CREATE OR REPLACE VIEW study_panels AS
@@ -405,11 +317,7 @@ SELECT
     unit,
     source,
     list
-FROM read_parquet(
-    getvariable('wh_root') || '/study_panels/*/*.parquet',
-    hive_partitioning = true,
-    hive_types = {'study_id': 'VARCHAR'}
-);
+FROM lake.study_panels;
 COMMENT ON VIEW study_panels IS 'One row per exported rating panel: which unit it shows (the study manifest).';
 
 CREATE OR REPLACE VIEW ratings AS
@@ -423,11 +331,7 @@ SELECT
     trial,
     response,
     name
-FROM read_parquet(
-    getvariable('wh_root') || '/ratings/*/*.parquet',
-    hive_partitioning = true,
-    hive_types = {'study_id': 'VARCHAR'}
-);
+FROM lake.ratings;
 COMMENT ON VIEW ratings IS 'One row per judgement of a unit''s panel (Gale et al. 2019, Table 1).';
 
 CREATE OR REPLACE VIEW readout_weights AS
@@ -437,11 +341,7 @@ SELECT
     feature,
     label,
     weight
-FROM read_parquet(
-    getvariable('wh_root') || '/readout_weights/*/*/*.parquet',
-    hive_partitioning = true,
-    hive_types = {'model_id': 'VARCHAR', 'layer': 'VARCHAR'}
-);
+FROM lake.readout_weights;
 COMMENT ON VIEW readout_weights IS 'One row per (feature, class) weight of a linear read-out (interactive naming Sec. 3.3).';
 
 CREATE OR REPLACE VIEW annotations AS
@@ -454,11 +354,7 @@ SELECT
     label,
     feature,
     concept
-FROM read_parquet(
-    getvariable('wh_root') || '/annotations/*/*.parquet',
-    hive_partitioning = true,
-    hive_types = {'study_id': 'VARCHAR'}
-);
+FROM lake.annotations;
 COMMENT ON VIEW annotations IS 'One row per significant activation (stimulus x feature) an annotator saw.';
 
 CREATE OR REPLACE VIEW rating_summary AS
@@ -480,11 +376,7 @@ SELECT
     pct_overlap_top_class_se,
     pct_overlap_ccmas_class,
     pct_overlap_ccmas_class_se
-FROM read_parquet(
-    getvariable('wh_root') || '/rating_summary/*/*.parquet',
-    hive_partitioning = true,
-    hive_types = {'study_id': 'VARCHAR'}
-);
+FROM lake.rating_summary;
 COMMENT ON VIEW rating_summary IS 'Result: Gale et al.''s Table 1 per layer, from the ratings and the unit selectivity.';
 
 CREATE OR REPLACE VIEW annotation_coverage AS
@@ -497,11 +389,7 @@ SELECT
     n_explanations,
     partial_coverage,
     complete_coverage
-FROM read_parquet(
-    getvariable('wh_root') || '/annotation_coverage/*/*.parquet',
-    hive_partitioning = true,
-    hive_types = {'study_id': 'VARCHAR'}
-);
+FROM lake.annotation_coverage;
 COMMENT ON VIEW annotation_coverage IS 'Result: activation and explanation coverage (interactive naming Figs. 3-5).';
 
 CREATE OR REPLACE VIEW annotation_purity AS
@@ -512,11 +400,7 @@ SELECT
     n_named,
     cx_purity,
     xc_purity
-FROM read_parquet(
-    getvariable('wh_root') || '/annotation_purity/*/*.parquet',
-    hive_partitioning = true,
-    hive_types = {'study_id': 'VARCHAR'}
-);
+FROM lake.annotation_purity;
 COMMENT ON VIEW annotation_purity IS 'Result: CX- and XC-purity of each annotator''s naming (interactive naming Tables 2-3).';
 
 CREATE OR REPLACE VIEW annotation_agreement AS
@@ -533,11 +417,7 @@ SELECT
     d1_subset_compatible,
     d2_exact_compatible,
     d2_subset_compatible
-FROM read_parquet(
-    getvariable('wh_root') || '/annotation_agreement/*/*.parquet',
-    hive_partitioning = true,
-    hive_types = {'study_id': 'VARCHAR'}
-);
+FROM lake.annotation_agreement;
 COMMENT ON VIEW annotation_agreement IS 'Result: pairwise agreement of namings (interactive naming Tables 5-6).';
 
 CREATE OR REPLACE VIEW annotation_matches AS
@@ -551,11 +431,7 @@ SELECT
     concept_b,
     weight,
     compatibility
-FROM read_parquet(
-    getvariable('wh_root') || '/annotation_matches/*/*.parquet',
-    hive_partitioning = true,
-    hive_types = {'study_id': 'VARCHAR'}
-);
+FROM lake.annotation_matches;
 COMMENT ON VIEW annotation_matches IS 'Result: the matched concept pairs of each D-family matching (interactive naming Fig. 7).';
 
 CREATE OR REPLACE VIEW naming_counts AS
@@ -565,11 +441,7 @@ SELECT
     n_annotators,
     n_activations,
     fraction
-FROM read_parquet(
-    getvariable('wh_root') || '/naming_counts/*/*.parquet',
-    hive_partitioning = true,
-    hive_types = {'study_id': 'VARCHAR'}
-);
+FROM lake.naming_counts;
 COMMENT ON VIEW naming_counts IS 'Result: activations named by exactly n annotators (interactive naming Fig. 6).';
 
 CREATE OR REPLACE VIEW explanation_summaries AS
@@ -580,11 +452,7 @@ SELECT
     combination,
     n_stimuli,
     share
-FROM read_parquet(
-    getvariable('wh_root') || '/explanation_summaries/*/*.parquet',
-    hive_partitioning = true,
-    hive_types = {'study_id': 'VARCHAR'}
-);
+FROM lake.explanation_summaries;
 COMMENT ON VIEW explanation_summaries IS 'Result: test-set explanation summaries (interactive naming Table 4).';
 
 CREATE OR REPLACE VIEW image_embeddings AS
@@ -594,11 +462,7 @@ SELECT
     stimulus,
     crop,
     embedding
-FROM read_parquet(
-    getvariable('wh_root') || '/image_embeddings/*/*/*/*.parquet',
-    hive_partitioning = true,
-    hive_types = {'encoder': 'VARCHAR', 'stimulus_set': 'VARCHAR', 'crop': 'VARCHAR'}
-);
+FROM lake.image_embeddings;
 COMMENT ON VIEW image_embeddings IS 'One row per (image encoder, stimulus, crop): the image''s embedding.';
 
 CREATE OR REPLACE VIEW text_embeddings AS
@@ -607,11 +471,7 @@ SELECT
     concept_set,
     concept,
     embedding
-FROM read_parquet(
-    getvariable('wh_root') || '/text_embeddings/*/*/*.parquet',
-    hive_partitioning = true,
-    hive_types = {'encoder': 'VARCHAR', 'concept_set': 'VARCHAR'}
-);
+FROM lake.text_embeddings;
 COMMENT ON VIEW text_embeddings IS 'One row per (text encoder, concept): the text''s embedding.';
 
 CREATE OR REPLACE VIEW concept_scores AS
@@ -628,11 +488,7 @@ SELECT
     concept,
     score,
     is_concept
-FROM read_parquet(
-    getvariable('wh_root') || '/concept_scores/*/*/*/*/*/*/*/*/*.parquet',
-    hive_partitioning = true,
-    hive_types = {'model_id': 'VARCHAR', 'stimulus_set': 'VARCHAR', 'layer': 'VARCHAR', 'pool': 'VARCHAR', 'encoder': 'VARCHAR', 'crop': 'VARCHAR', 'similarity': 'VARCHAR', 'concept_set': 'VARCHAR'}
-);
+FROM lake.concept_scores;
 COMMENT ON VIEW concept_scores IS 'Result: WWW concept scores per unit; the unit''s concepts and its next-best concepts.';
 
 CREATE OR REPLACE VIEW concept_evaluation AS
@@ -650,9 +506,5 @@ SELECT
     mean_cos,
     f1,
     hit_rate
-FROM read_parquet(
-    getvariable('wh_root') || '/concept_evaluation/*/*/*/*/*/*/*/*/*/*.parquet',
-    hive_partitioning = true,
-    hive_types = {'model_id': 'VARCHAR', 'stimulus_set': 'VARCHAR', 'layer': 'VARCHAR', 'pool': 'VARCHAR', 'encoder': 'VARCHAR', 'crop': 'VARCHAR', 'similarity': 'VARCHAR', 'concept_set': 'VARCHAR', 'eval_encoder': 'VARCHAR'}
-);
+FROM lake.concept_evaluation;
 COMMENT ON VIEW concept_evaluation IS 'Result: concept quality of output units against their class labels (WWW-GT Tables 1-2).';

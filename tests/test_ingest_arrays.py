@@ -34,7 +34,7 @@ def run(root: Path, acts: Path, labels: Path, *extra: str) -> object:
 
 
 def data_files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*.parquet") if "__empty__" not in str(p))
+    return sorted(root.rglob("*.parquet"))
 
 
 @pytest.mark.parametrize("fmt", ["npy", "npz", "h5"])
@@ -100,12 +100,13 @@ def test_bad_input_is_located_and_nothing_is_written(tmp_path: Path, root: Path,
     np.save(tmp_path / "acts.npy", acts)
     labels = write_labels(tmp_path / "labels.csv", labels_text)
     unitsel.init(root)
+    before = data_files(root), unitsel.current_snapshot(root)
     result = run(root, tmp_path / "acts.npy", labels)
     assert result.exit_code != 0
     for fragment in fragments:
         assert fragment in result.output, (fragment, result.output)
     assert "Traceback" not in result.output
-    assert data_files(root) == []
+    assert (data_files(root), unitsel.current_snapshot(root)) == before
 
 
 def test_names_with_quotes_dots_and_slashes_round_trip(tmp_path: Path, root: Path) -> None:

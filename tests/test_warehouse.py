@@ -17,12 +17,13 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 import unitsel
+import unitsel.lake
 from unitsel.errors import InputError
 from unitsel.schema import ACTIVATIONS, TABLES
-from unitsel.warehouse import EMPTY_PARTITION, HIVE_DEFAULT, Transaction, partition_dir
+from unitsel.warehouse import HIVE_DEFAULT, Transaction, partition_dir
 
 NAMES = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1,
-                max_size=12).filter(lambda s: s not in (EMPTY_PARTITION, HIVE_DEFAULT))
+                max_size=12).filter(lambda s: s != HIVE_DEFAULT)
 
 
 def activations_frame(model_id: str, layer: str, matrix: np.ndarray) -> pl.DataFrame:
@@ -73,14 +74,17 @@ def test_rewrite_replaces_partition_and_leaves_others(root: Path) -> None:
     assert got.rows() == [("a", 4, 28.0), ("b", 6, 6.0)]
 
 
+def data_files(root: Path) -> list[Path]:
+    return sorted(p.relative_to(root) for p in root.rglob("*.parquet"))
+
+
 def test_failed_transaction_writes_nothing(root: Path) -> None:
     unitsel.init(root)
-    before = sorted(p.relative_to(root) for p in root.rglob("*.parquet"))
+    before = data_files(root), unitsel.current_snapshot(root)
     with pytest.raises(RuntimeError), Transaction(root) as tx:
         tx.write(activations_frame("m", "a", np.ones((3, 2))), "activations")
         raise RuntimeError("job failed half way")
-    assert sorted(p.relative_to(root) for p in root.rglob("*.parquet")) == before
-    assert not any((root / ".staging").iterdir())
+    assert (data_files(root), unitsel.current_snapshot(root)) == before
 
 
 @pytest.mark.parametrize(
@@ -112,7 +116,8 @@ def test_partition_values_are_percent_encoded_on_disk(root: Path) -> None:
     folder = partition_dir(root, ACTIVATIONS, {"model_id": name, "stimulus_set": "set",
                                                "layer": "..", "pool": "none"})
     assert folder.parent.parent.parent.name == "model_id=a%2Fb%27c%22d..e"
-    assert (folder / "data.parquet").is_file() and folder.is_relative_to(root / "activations")
+    assert len(list(folder.glob("*.parquet"))) == 1
+    assert folder.is_relative_to(root / "data" / "main" / "activations")
 
 
 def test_sigkill_midway_leaves_no_partial_partition(root: Path) -> None:
@@ -136,9 +141,26 @@ def test_sigkill_midway_leaves_no_partial_partition(root: Path) -> None:
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
     assert unitsel.scan("activations", root).select(pl.len()).collect().item() == 4
-    assert any((root / ".staging").iterdir())  # the dead writer's leftovers, invisible
     unitsel.write(activations_frame("m", "b", np.ones((1, 1))), "activations", root)
-    assert not any((root / ".staging").iterdir())  # removed by the next writer
+    folder = partition_dir(root, ACTIVATIONS, {"model_id": "m", "stimulus_set": "set",
+                                               "layer": "a", "pool": "none"})
+    listed = _listed_files(root)
+    orphans = [p for p in folder.glob("*.parquet") if p.resolve() not in listed]
+    assert len(orphans) == 1, "the dead writer's file, which no snapshot lists"
+    # DuckLake's clean-up removes it once it is old enough to belong to no live job.
+    assert unitsel.lake.clean(root, orphan_age_hours=1)["orphaned_files"] == 0
+    assert unitsel.lake.clean(root, orphan_age_hours=0)["orphaned_files"] == len(orphans)
+    assert not any(p.exists() for p in orphans)
+    assert unitsel.scan("activations", root).select(pl.len()).collect().item() == 5
+
+
+def _listed_files(root: Path) -> set[Path]:
+    con = unitsel.lake.attach(root.resolve())
+    try:
+        return {Path(row[0]).resolve() for row in con.sql(
+            "SELECT data_file FROM ducklake_list_files('lake', 'activations')").fetchall()}
+    finally:
+        con.close()
 
 
 @pytest.mark.parametrize("layer", ["NULL", "null"])
@@ -155,3 +177,29 @@ def test_hive_default_partition_name_is_refused(tmp_path: Path) -> None:
     frame = activations_frame("m", "__HIVE_DEFAULT_PARTITION__", np.ones((2, 2)))
     with pytest.raises(InputError, match="__HIVE_DEFAULT_PARTITION__"):
         unitsel.write(frame, "activations", tmp_path)
+
+
+def test_time_travel_reads_an_earlier_snapshot(root: Path) -> None:
+    unitsel.write(activations_frame("m", "a", np.ones((2, 2))), "activations", root)
+    first = unitsel.current_snapshot(root)
+    unitsel.write(activations_frame("m", "a", np.full((3, 2), 5.0)), "activations", root)
+    total = pl.col("activation").sum()
+    assert unitsel.scan("activations", root).select(total).collect().item() == 30.0
+    assert unitsel.scan("activations", root, snapshot=first).select(total).collect().item() == 4
+    with unitsel.connection(root, snapshot=first) as con:
+        assert con.sql("SELECT sum(activation) FROM activations").fetchone() == (4.0,)
+    with unitsel.connection(root) as con:
+        assert con.sql("SELECT sum(activation) FROM activations").fetchone() == (30.0,)
+
+
+def test_a_moved_warehouse_still_opens(tmp_path: Path) -> None:
+    unitsel.write(activations_frame("m", "a", np.ones((2, 2))), "activations", tmp_path / "a")
+    (tmp_path / "a").rename(tmp_path / "b")
+    with unitsel.connection(tmp_path / "b") as con:
+        assert con.sql("SELECT count(*) FROM activations").fetchone() == (4,)
+
+
+def test_a_warehouse_of_the_old_layout_is_refused(root: Path) -> None:
+    (root / "activations" / "model_id=m").mkdir(parents=True)
+    with pytest.raises(InputError, match="unitsel migrate"):
+        unitsel.init(root)

@@ -1,13 +1,15 @@
 """unitsel: a unit-selectivity warehouse for neural-network interpretability.
 
 The public surface: `connect(root)` for DuckDB with every view and macro, `scan(table, root)`
-for Polars, `write(frame, table, root)` for atomic writes, and the table registry `TABLES`.
+for Polars (both at the newest snapshot or a given `snapshot=`), `write(frame, table, root)`
+and `Transaction` for commits, `current_snapshot(root)`, and the table registry `TABLES`.
 """
 
 from __future__ import annotations
 
 from unitsel.errors import InputError
 from unitsel.schema import TABLES, Column, Table
+from unitsel.lake import current_snapshot
 from unitsel.warehouse import DEFAULT_ROOT, Transaction, connect, connection, init, scan, write
 
 __version__ = "0.1.0"
@@ -22,6 +24,7 @@ __all__ = [
     "__version__",
     "connect",
     "connection",
+    "current_snapshot",
     "init",
     "scan",
     "write",

@@ -223,12 +223,38 @@ def decoding(model_id: str, stimulus_set: str, category: str, layer: str, pool: 
 
 
 @cli.command()
+@click.option("--rebuild", is_flag=True, help="Rebuild every summary, not only outdated ones.")
 @root_option
-def summarise(root: Path) -> None:
-    """Rebuild the summaries of every activations partition whose inputs changed."""
+def summarise(rebuild: bool, root: Path) -> None:
+    """Build the summaries an older unitsel left outdated or missing (jobs keep the others
+    current in their own commit)."""
     from unitsel.summaries import refresh
 
-    click.echo(f"rebuilt the summaries of {refresh(root)} partitions")
+    click.echo(f"rebuilt the summaries of {refresh(root, rebuild=rebuild)} partitions")
+
+
+@cli.command()
+@click.option("--orphans-older-than", "orphan_hours", default=24.0, show_default=True,
+              help="Hours after which a data file no snapshot lists (a killed job's) goes.")
+@click.option("--expire-older-than", "expire_days", type=float, default=None,
+              help="Days after which snapshots are forgotten and the files only they used "
+                   "deleted; default keep every snapshot (time travel).")
+@root_option
+def clean(orphan_hours: float, expire_days: float | None, root: Path) -> None:
+    """Reclaim disk: DuckLake's clean-up of orphaned and replaced data files."""
+    from unitsel.lake import clean as clean_lake
+
+    done = clean_lake(root, orphan_age_hours=orphan_hours, expire_days=expire_days)
+    click.echo(", ".join(f"{n:,} {what.replace('_', ' ')}" for what, n in done.items()))
+
+
+@cli.command()
+@click.option("--limit", default=20, show_default=True)
+@root_option
+def snapshots(limit: int, root: Path) -> None:
+    """List the newest snapshots: id, time and the job that committed each."""
+    _print_query("SELECT snapshot_id, snapshot_time, commit_message FROM lake.snapshots() "
+                 f"ORDER BY snapshot_id DESC LIMIT {int(limit)}", False, root)
 
 
 def _double_quoted(text: str) -> str:

@@ -38,7 +38,7 @@ class Column:
 
 @dataclass(frozen=True)
 class Table:
-    """A Hive-partitioned Parquet table: `<root>/<name>/<key>=<value>/.../data.parquet`."""
+    """A DuckLake table partitioned by `partition_by` (Hive-style data file folders)."""
 
     name: str
     columns: tuple[Column, ...]
@@ -210,9 +210,10 @@ SUMMARY_BUILDS = Table(
     "summary_builds",
     (*_PARTITION,
      Column("k", pl.Int32(), "Top-k kept in unit_top."),
-     Column("fingerprint", pl.String(), "sha256 of the inputs' sizes and mtimes.")),
+     Column("layout", pl.Int32(), "Version of the summaries' layout (unitsel.summaries).")),
     ACTIVATIONS.partition_by,
-    "One row per summarised activations partition: what its summaries were built from.",
+    "One row per summarised activations partition, committed with its inputs: how its "
+    "summaries were built.",
 )
 
 # Result tables of analysis jobs. Their partition keys are the job's parameters, so re-running

@@ -47,14 +47,9 @@ def _sql_string(text: str) -> str:
 
 
 def _view(t: Table) -> str:
-    hive_types = ", ".join(f"{k!r}: 'VARCHAR'" for k in t.partition_by)
     columns = ",\n    ".join(t.column_names)
     return (
-        f"CREATE OR REPLACE VIEW {t.name} AS\nSELECT\n    {columns}\n"
-        f"FROM read_parquet(\n    getvariable('wh_root') || '/{t.name}/"
-        + "".join("*/" for _ in t.partition_by)
-        + "*.parquet',\n"
-        f"    hive_partitioning = true,\n    hive_types = {{{hive_types}}}\n);\n"
+        f"CREATE OR REPLACE VIEW {t.name} AS\nSELECT\n    {columns}\nFROM lake.{t.name};\n"
         f"COMMENT ON VIEW {t.name} IS {_sql_string(t.doc)};\n"
     )
 
@@ -63,7 +58,7 @@ def render_tables_sql() -> str:
     """The text of `sql/tables.sql`, generated from the schema registry."""
     header = (
         "-- GENERATED from src/unitsel/schema.py by `python -m unitsel.sqlfiles`; do not edit.\n"
-        "-- One view per table over its Hive-partitioned Parquet under getvariable('wh_root').\n"
+        "-- One view per table over its DuckLake table (sql/lake.sql attaches the lake).\n"
     )
     return header + "\n" + "\n".join(_view(t) for t in TABLES.values())
 

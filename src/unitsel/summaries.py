@@ -2,7 +2,7 @@
 
 For every activations partition (model, stimulus set, layer, pool) and subset (`all`
 stimuli, or `correct`ly classified ones when predictions exist), one pass of DuckDB over the
-partition's file writes:
+partition writes:
 
 - `class_stats`: per unit and label the count, mean, M2 (sum of squared deviations), min, max
   and the sum of the label's mid-ranks among the unit's activations (for rank-sum tests);
@@ -10,111 +10,123 @@ partition's file writes:
 - `unit_summaries`: per unit the top label, the best activation of every other label, the
   top-class cluster size (the top label's stimuli strictly above all others) and the tie term
   sum(t^3 - t) over groups of equal activations;
-- `summary_builds`: the fingerprint of the input files the summaries were built from.
+- `summary_builds`: k and the layout version the summaries were built with.
 
-A summary is stale when the fingerprint of its inputs (the activations file, the stimulus set,
-the predictions) changed; `refresh(root)` rebuilds exactly the stale ones and runs after every
-write, so summaries follow their partitions.
+Summaries are built inside the commit of the job that writes their inputs (activations, the
+stimulus set, the predictions), from that commit's own view of the lake, so a snapshot's
+summaries always agree with its activations. `refresh` rebuilds those built by an older
+layout (or never built: a migrated warehouse).
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import unquote
 
-import polars as pl
 from tqdm import tqdm
 
-from unitsel.schema import ACTIVATIONS, PREDICTIONS, STIMULI
-from unitsel.warehouse import DATA_FILE, EMPTY_PARTITION, Transaction, partition_dir, scan
+from unitsel import lake
+from unitsel.schema import ACTIVATIONS, PREDICTIONS, STIMULI, SUMMARY_BUILDS
 
 if TYPE_CHECKING:
     import duckdb
 
+    from unitsel.warehouse import Transaction
+
 TOP_K = 100
 # Bump when the summaries' content changes: every existing summary then counts as stale.
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3
 Partition = dict[str, str]
+_KEYS = ACTIVATIONS.partition_by
+_DERIVED = ("class_stats", "unit_top", "unit_summaries", SUMMARY_BUILDS.name)
 
 
-def activation_partitions(root: Path) -> Iterator[Partition]:
-    """Every written activations partition, its keys decoded."""
-    base = Path(root) / ACTIVATIONS.name
-    depth = "/".join("*" for _ in ACTIVATIONS.partition_by)
-    for path in sorted(base.glob(f"{depth}/{DATA_FILE}")):
-        values = [unquote(part.split("=", 1)[1]) for part in path.relative_to(base).parts[:-1]]
-        if EMPTY_PARTITION not in values:
-            yield dict(zip(ACTIVATIONS.partition_by, values, strict=True))
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
 
 
-def _inputs(root: Path, part: Partition) -> tuple[Path, Path, Path]:
-    return (
-        partition_dir(root, ACTIVATIONS, part) / DATA_FILE,
-        partition_dir(root, STIMULI, part) / DATA_FILE,
-        partition_dir(root, PREDICTIONS, part) / DATA_FILE,
-    )
+def _where(part: Partition, keys: tuple[str, ...] = _KEYS) -> str:
+    return " AND ".join(f"{k} = {_literal(part[k])}" for k in keys)
 
 
-def fingerprint(root: Path, part: Partition, k: int = TOP_K) -> str:
-    """Size and mtime of each input file (absent ones count as absent), k and the layout."""
-    digest = hashlib.sha256(f"k={k}|layout={LAYOUT_VERSION}".encode())
-    for path in _inputs(root, part):
-        stat = path.stat() if path.exists() else None
-        digest.update(f"|{path.name}:{stat and (stat.st_size, stat.st_mtime_ns)}".encode())
-    return digest.hexdigest()
+def update(con: duckdb.DuckDBPyConnection, tx: Transaction, k: int = TOP_K) -> None:
+    """Inside `tx`'s commit, rebuild the summaries of every activations partition whose
+    activations, stimulus set or predictions `tx` writes (and those in `tx.rebuild`)."""
+    parts = {tuple(p[key] for key in _KEYS): p for p in [*tx.written(ACTIVATIONS), *tx.rebuild]}
+    sets = {p["stimulus_set"] for p in tx.written(STIMULI)}
+    runs = {(p["model_id"], p["stimulus_set"]) for p in tx.written(PREDICTIONS)}
+    if sets or runs:
+        for row in con.sql(f"SELECT {', '.join(_KEYS)} FROM {lake.ALIAS}.{SUMMARY_BUILDS.name}"
+                           ).fetchall():
+            part = dict(zip(_KEYS, row, strict=True))
+            if part["stimulus_set"] in sets or (part["model_id"], part["stimulus_set"]) in runs:
+                parts.setdefault(row, part)
+    build(con, list(parts.values()), k)
 
 
-def stale_partitions(root: Path, k: int = TOP_K) -> list[Partition]:
-    built: dict[tuple[str, ...], str] = {}
-    builds_dir = Path(root) / "summary_builds"
-    if builds_dir.exists():
-        for row in scan("summary_builds", root).collect().iter_rows(named=True):
-            built[tuple(row[key] for key in ACTIVATIONS.partition_by)] = row["fingerprint"]
-    return [p for p in activation_partitions(root)
-            if built.get(tuple(p.values())) != fingerprint(root, p, k)]
+def build(con: duckdb.DuckDBPyConnection, parts: list[Partition], k: int = TOP_K) -> None:
+    """Replace the summaries of `parts` inside the open transaction of `con`."""
+    for part in tqdm(parts, desc="summaries", unit="partition", disable=len(parts) < 4):
+        for name in _DERIVED:
+            con.execute(f"DELETE FROM {lake.ALIAS}.{name} WHERE {_where(part)}")
+        acts = (f"(SELECT unit, stimulus, activation FROM {lake.ALIAS}.{ACTIVATIONS.name} "
+                f"WHERE {_where(part)})")
+        stimuli = (f"(SELECT stimulus, label FROM {lake.ALIAS}.{STIMULI.name} "
+                   f"WHERE {_where(part, ('stimulus_set',))})")
+        correct = (f"(SELECT stimulus, is_correct FROM {lake.ALIAS}.{PREDICTIONS.name} "
+                   f"WHERE {_where(part, ('model_id', 'stimulus_set'))})")
+        keys = ", ".join(f"{_literal(part[key])} AS {key}" for key in _KEYS)
+        for name, query in _summarise(con, acts, stimuli, correct, k).items():
+            con.execute(f"INSERT INTO {lake.ALIAS}.{name} BY NAME SELECT {keys}, * "
+                        f"FROM ({query})")
+        con.execute(f"INSERT INTO {lake.ALIAS}.{SUMMARY_BUILDS.name} BY NAME "
+                    f"SELECT {keys}, {int(k)} AS k, {LAYOUT_VERSION} AS layout")
 
 
-def _sql_path(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
+def activation_partitions(con: duckdb.DuckDBPyConnection) -> list[Partition]:
+    """Every activations partition of the lake's current snapshot, from the catalog's own
+    record of each data file's partition values (no data file is read)."""
+    meta = f"__ducklake_metadata_{lake.ALIAS}"
+    pivot = ", ".join(f"max(v.partition_value) FILTER (v.partition_key_index = {i}) AS {key}"
+                      for i, key in enumerate(_KEYS))
+    rows = con.sql(f"""
+        SELECT DISTINCT * FROM (
+            SELECT {pivot}
+            FROM {meta}.ducklake_file_partition_value v
+            JOIN {meta}.ducklake_data_file f USING (data_file_id)
+            JOIN {meta}.ducklake_table t ON t.table_id = f.table_id
+            WHERE t.table_name = '{ACTIVATIONS.name}' AND t.end_snapshot IS NULL
+              AND f.end_snapshot IS NULL
+            GROUP BY v.data_file_id)
+        ORDER BY ALL""").fetchall()
+    return [dict(zip(_KEYS, row, strict=True)) for row in rows]
 
 
-def build(root: Path, parts: list[Partition], k: int = TOP_K) -> None:
-    """Rebuild the summaries of `parts` and write them atomically, all in one transaction."""
-    import duckdb
+def refresh(root: Path, k: int = TOP_K, *, rebuild: bool = False) -> int:
+    """Rebuild the summaries of every activations partition built with another k or layout
+    or never built (all of them with `rebuild`), in one commit; returns how many."""
+    from unitsel.warehouse import Transaction
 
-    root = Path(root)
-    con = duckdb.connect()
-    with Transaction(root, refresh=False) as tx:
-        for part in tqdm(parts, desc="summaries", unit="partition", disable=len(parts) < 4):
-            acts, stimuli, predictions = _inputs(root, part)
-            if not stimuli.exists():
-                continue  # activations without their stimulus set: nothing to summarise
-            correct = (f"(SELECT stimulus, is_correct FROM read_parquet({_sql_path(predictions)}))"
-                       if predictions.exists() else
-                       "(SELECT NULL::INTEGER AS stimulus, NULL::BOOLEAN AS is_correct LIMIT 0)")
-            frames = _summarise(con, _sql_path(acts), _sql_path(stimuli), correct, k)
-            for table, frame in frames.items():
-                tx.write(frame.with_columns(**{key: pl.lit(v) for key, v in part.items()}),
-                         table)
-            tx.write(pl.DataFrame({**{key: [v] for key, v in part.items()}, "k": [k],
-                                   "fingerprint": [fingerprint(root, part, k)]}),
-                     "summary_builds")
-    con.close()
-
-
-def refresh(root: Path, k: int = TOP_K) -> int:
-    """Rebuild every stale summary; returns how many partitions were rebuilt."""
-    stale = stale_partitions(root, k)
+    root = Path(root).resolve()
+    con = lake.attach(root, lake.init(root))
+    try:
+        built = {row[:4]: row[4:] for row in con.sql(
+            f"SELECT {', '.join(_KEYS)}, k, layout FROM {lake.ALIAS}.{SUMMARY_BUILDS.name}"
+        ).fetchall()}
+        stale = [p for p in activation_partitions(con)
+                 if rebuild or built.get(tuple(p.values())) != (k, LAYOUT_VERSION)]
+    finally:
+        con.close()
     if stale:
-        build(root, stale, k)
+        with Transaction(root) as tx:
+            tx.rebuild = stale
     return len(stale)
 
 
 def _summarise(con: duckdb.DuckDBPyConnection, acts: str, stimuli: str, correct: str,
-               k: int) -> dict[str, pl.DataFrame]:
+               k: int) -> dict[str, str]:
+    """Temp tables of one partition's summaries, and per summary table the query of its rows.
+    `acts`, `stimuli` and `correct` are relations (SQL text) of the partition's inputs."""
     # Three passes over the raw file: moments per (unit, label, correctness), merged per subset
     # with Chan et al.'s pairwise update for M2; mid-ranks per unit and subset; and each unit's
     # top-k for both subsets.
@@ -124,8 +136,8 @@ def _summarise(con: duckdb.DuckDBPyConnection, acts: str, stimuli: str, correct:
                count(*) AS n, avg(a.activation) AS mean,
                var_pop(a.activation) * count(*) AS m2,
                min(a.activation) AS min, max(a.activation) AS max
-        FROM read_parquet({acts}) a
-        JOIN read_parquet({stimuli}) s USING (stimulus)
+        FROM {acts} a
+        JOIN {stimuli} s USING (stimulus)
         LEFT JOIN {correct} p USING (stimulus)
         GROUP BY ALL;
         CREATE OR REPLACE TEMP TABLE classes AS
@@ -147,16 +159,16 @@ def _summarise(con: duckdb.DuckDBPyConnection, acts: str, stimuli: str, correct:
         CREATE OR REPLACE TEMP TABLE label_index AS
         SELECT s.stimulus, dense_rank() OVER (ORDER BY s.label)::INTEGER AS label_id, s.label,
                coalesce(p.is_correct, false) AS correct
-        FROM read_parquet({stimuli}) s LEFT JOIN {correct} p USING (stimulus);
+        FROM {stimuli} s LEFT JOIN {correct} p USING (stimulus);
         CREATE OR REPLACE TEMP TABLE ranks AS
         WITH ranked_rows AS (
             SELECT 'all' AS subset, a.unit, l.label_id,
                    rank() OVER by_all AS first, count(*) OVER by_all AS last
-            FROM read_parquet({acts}) a JOIN label_index l USING (stimulus)
+            FROM {acts} a JOIN label_index l USING (stimulus)
             WINDOW by_all AS (PARTITION BY a.unit ORDER BY a.activation)
             UNION ALL
             SELECT 'correct', a.unit, l.label_id, rank() OVER by_correct, count(*) OVER by_correct
-            FROM read_parquet({acts}) a JOIN label_index l USING (stimulus)
+            FROM {acts} a JOIN label_index l USING (stimulus)
             WHERE l.correct
             WINDOW by_correct AS (PARTITION BY a.unit ORDER BY a.activation)
         ), sums AS (
@@ -170,7 +182,7 @@ def _summarise(con: duckdb.DuckDBPyConnection, acts: str, stimuli: str, correct:
         WITH keyed AS (
             SELECT a.unit, p.is_correct,
                    {{'activation': a.activation, 'neg_stimulus': -a.stimulus}} AS key
-            FROM read_parquet({acts}) a LEFT JOIN {correct} p USING (stimulus)
+            FROM {acts} a LEFT JOIN {correct} p USING (stimulus)
         )
         SELECT unit, max(key, {k}) AS top_all,
                max(key, {k}) FILTER (WHERE is_correct) AS top_correct
@@ -185,7 +197,7 @@ def _summarise(con: duckdb.DuckDBPyConnection, acts: str, stimuli: str, correct:
                (-u.entry.neg_stimulus)::INTEGER AS stimulus, s.label,
                u.entry.activation::FLOAT AS activation
         FROM lists l, unnest(l.top) WITH ORDINALITY AS u(entry, rank)
-        JOIN read_parquet({stimuli}) s ON s.stimulus = -u.entry.neg_stimulus;
+        JOIN {stimuli} s ON s.stimulus = -u.entry.neg_stimulus;
         CREATE OR REPLACE TEMP TABLE units AS
         WITH best AS (
             SELECT subset, unit, label AS top_label, activation AS top_activation
@@ -214,26 +226,25 @@ def _summarise(con: duckdb.DuckDBPyConnection, acts: str, stimuli: str, correct:
         )
         SELECT n.subset, n.unit, count(*) AS top_cluster
         FROM need n
-        JOIN read_parquet({acts}) a ON a.unit = n.unit
-        JOIN read_parquet({stimuli}) s ON s.stimulus = a.stimulus
+        JOIN {acts} a ON a.unit = n.unit
+        JOIN {stimuli} s ON s.stimulus = a.stimulus
         LEFT JOIN {correct} p ON p.stimulus = a.stimulus
         WHERE s.label = n.top_label AND (n.max_other IS NULL OR a.activation > n.max_other)
           AND (n.subset = 'all' OR coalesce(p.is_correct, false))
         GROUP BY ALL;
     """)
     return {
-        "class_stats": con.sql("""
+        "class_stats": """
             SELECT c.subset, c.unit, c.label, c.n, c.mean, c.m2, c.min, c.max, r.rank_sum
             FROM classes c JOIN ranks r USING (subset, unit, label)
-        """).pl(),
-        "unit_top": con.sql(
-            "SELECT subset, unit, rank, stimulus, label, activation FROM ranked").pl(),
-        "unit_summaries": con.sql("""
+        """,
+        "unit_top": "SELECT subset, unit, rank, stimulus, label, activation FROM ranked",
+        "unit_summaries": """
             SELECT u.subset, u.unit, u.n, u.top_label, u.top_activation, u.max_other,
                    u.n_top_label, coalesce(c.top_cluster, u.listed)::INTEGER AS top_cluster,
                    t.tie_term
             FROM units u LEFT JOIN counted c USING (subset, unit)
             JOIN (SELECT subset, unit, sum(tie_term) AS tie_term FROM ranks GROUP BY ALL) t
                 USING (subset, unit)
-        """).pl(),
+        """,
     }

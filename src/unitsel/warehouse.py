@@ -1,9 +1,10 @@
-"""The warehouse: a folder of Hive-partitioned Parquet, one file per partition.
+"""The warehouse: every table a DuckLake table (Parquet data files plus a catalog).
 
-`<root>/<table>/<key>=<value>/.../data.parquet`, values percent-encoded (DuckDB and Polars both
-decode them), so any model or layer name is safe in a path. A partition is written into
-`<root>/.staging/` and moved into place with one `os.replace` at commit, so readers see the old
-partition or the new one, never half of one, and re-running a job replaces what it wrote.
+A job stages rows into Parquet files inside the lake's data path (Hive-style folders, values
+percent-encoded) and commits them, with the summaries derived from them, in one DuckLake
+transaction: readers see the snapshot before the job or the one after, never a mix, and a job
+killed at any moment leaves the old snapshot whole. Re-running a job replaces the partitions it
+wrote. See `unitsel.lake` for the catalog and docs/design.md for why.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator, Mapping
@@ -22,20 +24,16 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from unitsel import lake
 from unitsel.errors import InputError
-from unitsel.schema import SUMMARISED_FROM, TABLES, Table, table
+from unitsel.schema import Table, table
 
 if TYPE_CHECKING:
     import duckdb
 
 DEFAULT_ROOT = Path("warehouse")
-DATA_FILE = "data.parquet"
-# The zero-row seed file of each table lives in this reserved partition, so views bind on an
-# empty warehouse (DuckDB cannot create a view over a glob that matches nothing).
-EMPTY_PARTITION = "__empty__"
-# Polars reads this Hive value as NULL even percent-encoded, so no partition may take it.
+# DuckLake and Polars read this Hive value as NULL, so no partition may take it.
 HIVE_DEFAULT = "__HIVE_DEFAULT_PARTITION__"
-_STAGING = ".staging"
 # Rows buffered per partition before a row group is written: bounds memory when a job streams
 # into many partitions at once, and is near DuckDB's own row-group size.
 _ROW_GROUP_ROWS = 1 << 18
@@ -45,30 +43,14 @@ def _as_table(t: Table | str) -> Table:
     return t if isinstance(t, Table) else table(t)
 
 
-def _encode(value: str) -> str:
-    """Percent-encoded; 'null' in any case, which DuckDB would read as NULL, byte by byte (both
-    engines decode that to the string)."""
-    if value.lower() == "null":
-        return "".join(f"%{byte:02X}" for byte in value.encode())
-    return quote(value, safe="")
-
-
 def partition_dir(root: Path, t: Table, values: Mapping[str, str]) -> Path:
-    """The folder of one partition: `<root>/<table>/<key>=<percent-encoded value>/…`."""
-    path = Path(root) / t.name
+    """The folder of one partition's data files, as DuckLake lays its own out:
+    `<root>/data/main/<table>/<key>=<percent-encoded value>/…`. Only for people browsing the
+    files: the catalog, not the path, says which partition a file belongs to."""
+    path = Path(root) / lake.DATA_DIR / "main" / t.name
     for key in t.partition_by:
-        path /= f"{key}={_encode(values[key])}"
+        path /= f"{key}={quote(values[key], safe='')}"
     return path
-
-
-def table_glob(root: Path | str, t: Table) -> str:
-    """Fixed-depth glob over every data file of a table."""
-    return "/".join([str(root), t.name, *("*" for _ in t.partition_by), "*.parquet"])
-
-
-def _arrow_schema(t: Table) -> pa.Schema:
-    empty = pl.DataFrame(schema={c.name: c.dtype for c in t.data_columns})
-    return empty.to_arrow().schema
 
 
 def _describe_row(frame: pl.DataFrame, index: int, t: Table) -> str:
@@ -124,16 +106,22 @@ def conform(frame: pl.DataFrame, t: Table, columns: list[str], source: object) -
     return out
 
 
-class _StagedPartition:
-    def __init__(self, path: Path, schema: pa.Schema) -> None:
+class _StagedFile:
+    """One partition's rows, streamed into a Parquet file in the lake's data path. The file
+    holds every column, the partition keys as constant dictionary columns (DuckLake reads a
+    file's partition values from them), and is registered in the catalog only at commit."""
+
+    def __init__(self, path: Path, t: Table, values: Mapping[str, str]) -> None:
         self.path = path
-        self.schema = schema
+        self.t = t
+        self.values = dict(values)
+        self.schema = _arrow_schema(t)
         self.buffer: list[pa.Table] = []
         self.buffered_rows = 0
         self.writer: pq.ParquetWriter | None = None
 
     def add(self, data: pa.Table) -> None:
-        self.buffer.append(data.cast(self.schema))
+        self.buffer.append(data)
         self.buffered_rows += data.num_rows
         if self.buffered_rows >= _ROW_GROUP_ROWS:
             self.flush()
@@ -141,9 +129,20 @@ class _StagedPartition:
     def flush(self) -> None:
         if self.writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.writer = pq.ParquetWriter(self.path, self.schema)
+            # Dictionaries only for strings: numbers (activations above all) gain nothing from
+            # them and cost a third of the write time.
+            strings = [c.name for c in self.t.columns if c.dtype == pl.String()]
+            self.writer = pq.ParquetWriter(self.path, self.schema, use_dictionary=strings,
+                                           store_schema=False)
         if self.buffer:
-            self.writer.write_table(pa.concat_tables(self.buffer))
+            data = pa.concat_tables(self.buffer)
+            n = data.num_rows
+            columns = {key: pa.DictionaryArray.from_arrays(
+                pa.array(_zeros(n)), pa.array([value], pa.string()))
+                for key, value in self.values.items()}
+            self.writer.write_table(pa.table(
+                [columns[c.name] if c.name in columns else data.column(c.name)
+                 for c in self.t.columns], schema=self.schema))
         self.buffer, self.buffered_rows = [], 0
 
     def close(self) -> None:
@@ -152,24 +151,41 @@ class _StagedPartition:
         self.writer.close()
 
 
+def _zeros(n: int) -> object:
+    import numpy as np
+
+    return np.zeros(n, dtype=np.int32)
+
+
+def _arrow_schema(t: Table) -> pa.Schema:
+    data = pl.DataFrame(schema={c.name: c.dtype for c in t.data_columns}).to_arrow().schema
+    return pa.schema([pa.field(c.name, pa.dictionary(pa.int32(), pa.string()), nullable=False)
+                      if c.name in t.partition_by else data.field(c.name) for c in t.columns])
+
+
 class Transaction:
-    """Stages partitions of any tables and moves them into place together at commit.
+    """Stages partitions of any tables and commits them, with the summaries of what they
+    change, as one DuckLake snapshot.
 
     Use as a context manager: an exception inside the block discards everything staged, so a
-    job that fails on bad input writes nothing. Each partition is moved into place with one
-    atomic `os.replace`.
+    job that fails on bad input writes nothing. Every partition written replaces the rows the
+    partition had. `snapshot` is the snapshot the job read from (default: the newest when the
+    transaction starts); result tables record it in their `snapshot_id` column.
     """
 
-    def __init__(self, root: Path | str = DEFAULT_ROOT, refresh: bool = True) -> None:
-        self.root = Path(root)
-        self.refresh = refresh
-        _remove_abandoned_staging(self.root / _STAGING)
-        self.staging = self.root / _STAGING / f"{os.getpid()}-{uuid.uuid4().hex}"
-        self._partitions: dict[tuple[str, tuple[str, ...]], _StagedPartition] = {}
+    def __init__(self, root: Path | str = DEFAULT_ROOT, *, summarise: bool = True,
+                 catalog: str | None = None, snapshot: int | None = None) -> None:
+        self.root = Path(root).resolve()
+        self.catalog = lake.init(self.root, catalog)
+        self.summarise = summarise
+        self.snapshot = (lake.current_snapshot(self.root, self.catalog) if snapshot is None
+                         else snapshot)
+        self._files: dict[tuple[str, tuple[str, ...]], _StagedFile] = {}
         self.rows_written: dict[str, int] = {}
+        # Partitions whose summaries are rebuilt even if nothing they derive from is written.
+        self.rebuild: list[dict[str, str]] = []
 
     def __enter__(self) -> Transaction:
-        self.staging.mkdir(parents=True)
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
@@ -177,15 +193,18 @@ class Transaction:
             if exc_type is None:
                 self._commit()
         finally:
-            shutil.rmtree(self.staging, ignore_errors=True)
-        if exc_type is None and self.refresh and SUMMARISED_FROM & set(self.rows_written):
-            from unitsel.summaries import refresh
-
-            refresh(self.root)
+            for staged in self._files.values():
+                with contextlib.suppress(OSError):
+                    if staged.writer is not None:
+                        staged.writer.close()
+                if exc_type is not None or not getattr(self, "_committed", False):
+                    staged.path.unlink(missing_ok=True)
 
     def write(self, frame: pl.DataFrame, t: Table | str, source: object = None) -> None:
         """Stage a frame holding every column of `t`; it is split by the partition keys."""
         t = _as_table(t)
+        if "snapshot_id" in t.column_names and "snapshot_id" not in frame.columns:
+            frame = frame.with_columns(snapshot_id=pl.lit(self.snapshot, pl.Int64()))
         frame = conform(frame, t, t.column_names, source)
         keys = list(t.partition_by)
         for values, part in frame.partition_by(keys, as_dict=True, maintain_order=True).items():
@@ -198,6 +217,8 @@ class Transaction:
         """Stage rows of one partition; `frame` holds the data columns only. May be called
         repeatedly for the same partition to stream a large one in chunks."""
         t = _as_table(t)
+        if "snapshot_id" in t.column_names and "snapshot_id" not in frame.columns:
+            frame = frame.with_columns(snapshot_id=pl.lit(self.snapshot, pl.Int64()))
         self._stage(t, values, conform(frame, t, [c.name for c in t.data_columns], source), source)
 
     def _stage(
@@ -205,99 +226,122 @@ class Transaction:
     ) -> None:
         for key in t.partition_by:
             value = values.get(key)
-            if not value or value in (EMPTY_PARTITION, HIVE_DEFAULT):
+            if not value or value == HIVE_DEFAULT:
                 raise InputError(f"{key} must be a non-empty name other than "
-                                 f"{EMPTY_PARTITION!r} and {HIVE_DEFAULT!r}, got {value!r}",
-                                 file=source, column=key)
+                                 f"{HIVE_DEFAULT!r}, got {value!r}", file=source, column=key)
         ident = (t.name, tuple(values[k] for k in t.partition_by))
-        staged = self._partitions.get(ident)
+        staged = self._files.get(ident)
         if staged is None:
-            final = partition_dir(self.root, t, values)
-            staged = _StagedPartition(
-                self.staging / final.relative_to(self.root) / DATA_FILE, _arrow_schema(t)
-            )
-            self._partitions[ident] = staged
+            folder = partition_dir(self.root, t, values)
+            staged = _StagedFile(folder / f"unitsel-{uuid.uuid4().hex}.parquet", t, values)
+            self._files[ident] = staged
         staged.add(frame.to_arrow())
         self.rows_written[t.name] = self.rows_written.get(t.name, 0) + frame.height
 
+    def written(self, t: Table | str) -> list[dict[str, str]]:
+        """The partitions of `t` this transaction writes, as key -> value."""
+        name = _as_table(t).name
+        return [staged.values for (table_name, _), staged in self._files.items()
+                if table_name == name]
+
     def _commit(self) -> None:
-        for staged in self._partitions.values():
+        for staged in self._files.values():
             staged.close()
-        for staged in self._partitions.values():
-            final = self.root / staged.path.relative_to(self.staging)
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staged.path, final)
 
+        def work(con: duckdb.DuckDBPyConnection) -> None:
+            for staged in self._files.values():
+                con.execute(f"DELETE FROM {lake.ALIAS}.{staged.t.name} WHERE "
+                            + " AND ".join(f"{k} = ?" for k in staged.t.partition_by),
+                            list(staged.values.values()))
+                con.execute(f"CALL ducklake_add_data_files('{lake.ALIAS}', ?, ?)",
+                            [staged.t.name, str(staged.path)])
+            if self.summarise:
+                from unitsel.summaries import update
 
-def _remove_abandoned_staging(staging_root: Path) -> None:
-    """Delete staging folders whose process is gone (a job killed with SIGKILL)."""
-    if not staging_root.is_dir():
-        return
-    for entry in staging_root.iterdir():
-        pid = entry.name.split("-", 1)[0]
-        if pid.isdigit() and not _process_alive(int(pid)):
-            shutil.rmtree(entry, ignore_errors=True)
+                update(con, self)
 
+        lake.commit(self.root, self.catalog, work, self.describe())
+        self._committed = True
 
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    def describe(self) -> str:
+        """The commit message: the command and the partitions it writes."""
+        parts = []
+        for name in dict.fromkeys(n for n, _ in self._files):
+            values = [v for (n, v) in self._files if n == name]
+            shown = ", ".join("/".join(v) for v in values[:3])
+            more = f" +{len(values) - 3}" if len(values) > 3 else ""
+            parts.append(f"{name}[{shown}{more}]")
+        command = " ".join(Path(a).name if i == 0 else a for i, a in enumerate(sys.argv[:3]))
+        return f"{command} (pid {os.getpid()}): {'; '.join(parts) or 'no rows'}"
 
 
 def write(frame: pl.DataFrame, t: Table | str, root: Path | str = DEFAULT_ROOT) -> None:
-    """Write a frame to a table atomically, replacing the partitions it touches."""
+    """Write a frame to a table as one commit, replacing the partitions it touches."""
     with Transaction(root) as tx:
         tx.write(frame, t)
 
 
-def init(root: Path | str = DEFAULT_ROOT) -> Path:
-    """Create the warehouse folder and a zero-row seed file for every table that has none."""
-    root = Path(root)
-    for t in TABLES.values():
-        seed = partition_dir(root, t, dict.fromkeys(t.partition_by, EMPTY_PARTITION)) / DATA_FILE
-        if seed.exists():
-            continue
-        seed.parent.mkdir(parents=True, exist_ok=True)
-        tmp = seed.with_name(f".{DATA_FILE}.{os.getpid()}.tmp")
-        pq.write_table(_arrow_schema(t).empty_table(), tmp)
-        os.replace(tmp, seed)
-    return root
+def init(root: Path | str = DEFAULT_ROOT, catalog: str | None = None) -> Path:
+    """Create the warehouse (its lake and every table) if needed; returns the root."""
+    lake.init(Path(root).resolve(), catalog)
+    return Path(root)
 
 
-def scan(t: Table | str, root: Path | str = DEFAULT_ROOT) -> pl.LazyFrame:
-    """A Polars LazyFrame over a table, columns in registry order and types."""
+def scan(t: Table | str, root: Path | str = DEFAULT_ROOT, *,
+         snapshot: int | None = None) -> pl.LazyFrame:
+    """A Polars LazyFrame over a table's data files at the newest snapshot (or `snapshot`),
+    columns in registry order and types."""
     t = _as_table(t)
-    init(root)
+    root = Path(root).resolve()
+    catalog_path = lake.init(root)
+    con = lake.attach(root, catalog_path)
+    try:
+        files = con.sql(
+            f"SELECT data_file, delete_file FROM ducklake_list_files('{lake.ALIAS}', ?"
+            + ("" if snapshot is None else ", snapshot_version => ?") + ")",
+            params=[t.name] if snapshot is None else [t.name, snapshot]).fetchall()
+        if any(delete is not None for _, delete in files):
+            # Rows deleted from inside a file (never by unitsel's own writes): let DuckDB
+            # apply the deletes.
+            at = "" if snapshot is None else f" AT (VERSION => {int(snapshot)})"
+            return con.sql(f"SELECT * FROM {lake.ALIAS}.{t.name}{at}").pl().lazy().select(
+                [pl.col(c.name).cast(c.dtype) for c in t.columns])
+    finally:
+        con.close()
+    if not files:
+        return pl.LazyFrame(schema=t.polars_schema)
     return pl.scan_parquet(
-        table_glob(root, t),
-        hive_partitioning=True,
-        hive_schema={k: pl.String() for k in t.partition_by},
-        schema={c.name: c.dtype for c in t.data_columns},
-    ).select(t.column_names)
+        [f for f, _ in files], glob=False, hive_partitioning=False,
+        schema=t.polars_schema, missing_columns="insert", extra_columns="ignore",
+    ).select([pl.col(c.name).cast(c.dtype) for c in t.columns])
 
 
 def read_partition(t: Table | str, values: Mapping[str, str],
                    root: Path | str = DEFAULT_ROOT) -> pl.DataFrame | None:
     """The rows of one partition (data columns), or None if it has never been written."""
     t = _as_table(t)
-    path = partition_dir(Path(root), t, values) / DATA_FILE
-    return pl.read_parquet(path) if path.exists() else None
+    frame = scan(t, root).filter(
+        [pl.col(k) == v for k, v in values.items()]).collect()
+    return None if frame.is_empty() else frame.drop(list(t.partition_by))
 
 
-def connect(root: Path | str = DEFAULT_ROOT) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with every view and macro of `sql/init.sql`."""
+def connect(root: Path | str = DEFAULT_ROOT, *, snapshot: int | None = None,
+            catalog: str | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with every view and macro of `sql/init.sql` over the
+    newest snapshot of the warehouse, or over `snapshot` (read-only: DuckLake time travel)."""
     import duckdb
 
     from unitsel.sqlfiles import init_script
 
-    root = init(root).resolve()
+    root = Path(root).resolve()
+    catalog_path = lake.init(root, catalog)
+    lake.install_extensions()
     con = duckdb.connect()
     con.execute("SET VARIABLE wh_root = ?", [str(root)])
+    con.execute("SET VARIABLE wh_catalog = ?", [catalog_path])
+    if snapshot is not None:
+        con.execute("; ".join(f"LOAD {name}" for name in lake.EXTENSIONS))
+        con.execute(lake.attach_sql(root, catalog_path, snapshot=snapshot))
     con.execute(init_script())
     return con
 
@@ -319,9 +363,10 @@ def replaced_folder(final: Path) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def connection(root: Path | str = DEFAULT_ROOT) -> Iterator[duckdb.DuckDBPyConnection]:
+def connection(root: Path | str = DEFAULT_ROOT, *,
+               snapshot: int | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
     """`connect(root)` that closes itself."""
-    con = connect(root)
+    con = connect(root, snapshot=snapshot)
     try:
         yield con
     finally:

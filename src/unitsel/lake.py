@@ -1,0 +1,307 @@
+"""The DuckLake under a warehouse root: its catalog, the extensions, the tables, snapshots.
+
+A warehouse is `<root>/data/` (Parquet data files, Hive-style folders) plus a catalog that says
+which files make up each snapshot: `<root>/catalog.sqlite` by default, or a PostgreSQL database
+for many machines over a shared data path (`--catalog postgres:…`, `$UNITSEL_CATALOG`; the
+choice is remembered in `<root>/catalog.txt`). Every table of the registry is a DuckLake table
+partitioned by its keys. Extensions come from PyPI wheels and are installed into DuckDB's
+extension folder once, so `LOAD ducklake` works offline in Python and in the DuckDB CLI alike.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import random
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+from unitsel.errors import InputError
+from unitsel.schema import TABLES, Table
+
+if TYPE_CHECKING:
+    import duckdb
+
+T = TypeVar("T")
+
+ALIAS = "lake"
+DATA_DIR = "data"
+SQLITE_CATALOG = "catalog.sqlite"
+# Where a root that uses another catalog (PostgreSQL) records it, so later commands find it.
+CATALOG_POINTER = "catalog.txt"
+EXTENSIONS = ("ducklake", "sqlite_scanner", "postgres_scanner")
+_installed = False
+_initialised: set[tuple[str, str]] = set()
+_instances: dict[tuple[str, str], duckdb.DuckDBPyConnection] = {}
+
+
+def install_extensions() -> None:
+    """Install the DuckLake and catalog extensions from their wheels into DuckDB's extension
+    folder (no network), once per process; a no-op when they are there already."""
+    global _installed
+    if _installed:
+        return
+    import duckdb
+
+    con = duckdb.connect()
+    present = {row[0] for row in con.sql(
+        "SELECT extension_name FROM duckdb_extensions() WHERE installed").fetchall()}
+    for name in EXTENSIONS:
+        if name not in present:
+            con.execute(f"INSTALL {_sql_string(str(_wheel_file(name)))}")
+    con.close()
+    _installed = True
+
+
+def _wheel_file(name: str) -> Path:
+    package = f"duckdb_extension_{name}"
+    try:
+        module = importlib.import_module(package)
+    except ImportError:
+        raise RuntimeError(f"the DuckDB extension {name!r} is missing: pip install "
+                           f"{package.replace('_', '-')} (same version as duckdb)") from None
+    assert module.__file__ is not None
+    found = sorted(Path(module.__file__).parent.glob(f"extensions/*/{name}.duckdb_extension"))
+    if not found:
+        raise RuntimeError(f"{package} holds no {name}.duckdb_extension")
+    return found[-1]
+
+
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def catalog(root: Path, given: str | None = None) -> str:
+    """The DuckLake metadata path of `root`: `given`, else `$UNITSEL_CATALOG`, else what the
+    root recorded, else its own SQLite file."""
+    pointer = Path(root) / CATALOG_POINTER
+    recorded = pointer.read_text().strip() if pointer.is_file() else None
+    chosen = given or os.environ.get("UNITSEL_CATALOG") or recorded
+    if chosen is None:
+        return f"sqlite:{Path(root) / SQLITE_CATALOG}"
+    if not chosen.startswith(("postgres:", "sqlite:")):
+        raise InputError(f"a catalog is 'postgres:<libpq connection string>' or "
+                         f"'sqlite:<file>', got {chosen!r}", column="--catalog")
+    if recorded is not None and chosen != recorded:
+        raise InputError(f"this warehouse's catalog is {recorded!r} (see {pointer}), "
+                         f"not {chosen!r}", column="--catalog")
+    return chosen
+
+
+def data_path(root: Path) -> str:
+    return f"{Path(root) / DATA_DIR}/"
+
+
+def attach_sql(root: Path, catalog_path: str, *, snapshot: int | None = None) -> str:
+    """`ATTACH` of the warehouse's lake as `lake`; pinned and read-only at `snapshot`."""
+    options = [f"DATA_PATH {_sql_string(data_path(root))}", "OVERRIDE_DATA_PATH true"]
+    if snapshot is not None:
+        options += [f"SNAPSHOT_VERSION {int(snapshot)}", "READ_ONLY"]
+    return (f"ATTACH IF NOT EXISTS {_sql_string('ducklake:' + catalog_path)} AS {ALIAS} "
+            f"({', '.join(options)})")
+
+
+def attach(root: Path, catalog_path: str | None = None, *,
+           snapshot: int | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the lake of an initialised `root` attached (at `snapshot`).
+
+    Connections to the newest snapshot are cursors of one DuckDB instance per root and
+    process: loading the extensions and attaching costs a third of a second, a cursor nothing,
+    and each cursor still has its own transactions."""
+    import duckdb
+
+    install_extensions()
+    root = Path(root)
+    catalog_path = catalog_path or catalog(root)
+    key = (str(root), catalog_path)
+    if snapshot is None and key in _instances:
+        return _instances[key].cursor()
+    con = duckdb.connect()
+    con.execute("; ".join(f"LOAD {name}" for name in EXTENSIONS))
+    con.execute(attach_sql(root, catalog_path, snapshot=snapshot))
+    if snapshot is not None:
+        return con
+    _instances[key] = con
+    return con.cursor()
+
+
+def create_catalog(root: Path, catalog_path: str) -> None:
+    """Make the root and, for a new SQLite catalog, the file in WAL mode: readers then never
+    block a writer's commit (DuckLake would create it in rollback-journal mode)."""
+    root = Path(root)
+    (root / DATA_DIR).mkdir(parents=True, exist_ok=True)
+    if catalog_path.startswith("sqlite:"):
+        with sqlite3.connect(catalog_path.removeprefix("sqlite:")) as db:
+            db.execute("PRAGMA journal_mode=WAL")
+    elif not (root / CATALOG_POINTER).exists():
+        (root / CATALOG_POINTER).write_text(catalog_path + "\n")
+
+
+def column_ddl(t: Table) -> str:
+    return ", ".join(f"{c.name} {c.duckdb_type}" for c in t.columns)
+
+
+def init(root: Path, catalog_given: str | None = None) -> str:
+    """Create the lake and every registry table it lacks (and columns a table lacks, for
+    warehouses made by an older unitsel); returns the catalog path. Idempotent and safe to
+    run from several processes at once."""
+    root = Path(root).resolve()
+    catalog_path = catalog(root, catalog_given)
+    key = (str(root), catalog_path)
+    if key in _initialised:
+        return catalog_path
+    _refuse_old_layout(root)
+    create_catalog(root, catalog_path)
+
+    def create(con: duckdb.DuckDBPyConnection) -> None:
+        existing: dict[str, list[str]] = {}
+        for name, column in con.sql(
+                "SELECT table_name, column_name FROM duckdb_columns() "
+                f"WHERE database_name = '{ALIAS}' ORDER BY column_index").fetchall():
+            existing.setdefault(name, []).append(column)
+        for t in TABLES.values():
+            if t.name not in existing:
+                con.execute(f"CREATE TABLE {ALIAS}.{t.name} ({column_ddl(t)})")
+                con.execute(f"ALTER TABLE {ALIAS}.{t.name} SET PARTITIONED BY "
+                            f"({', '.join(t.partition_by)})")
+            for c in t.columns:
+                if t.name in existing and c.name not in existing[t.name]:
+                    con.execute(f"ALTER TABLE {ALIAS}.{t.name} ADD COLUMN {c.name} "
+                                f"{c.duckdb_type}")
+        if GUARD not in existing:
+            con.execute(f"CREATE TABLE {ALIAS}.{GUARD} (writer VARCHAR)")
+            con.execute(f"INSERT INTO {ALIAS}.{GUARD} VALUES ('init')")
+            # Every row lives in a Parquet file (none inlined in the catalog), so Polars can
+            # read a snapshot from its files alone.
+            con.execute(f"CALL {ALIAS}.set_option('data_inlining_row_limit', 0)")
+
+    commit(root, catalog_path, create, "init")
+    _initialised.add(key)
+    return catalog_path
+
+
+# A one-row table every commit rewrites: two commits that overlap in time then always conflict
+# in DuckLake (both delete from it), so the later one re-runs on the new snapshot instead of
+# committing beside it. Without it two jobs that only insert (a new partition each, or the
+# same new partition twice) would both commit, the second on inputs the first changed.
+GUARD = "commit_guard"
+
+
+def _refuse_old_layout(root: Path) -> None:
+    old = [t.name for t in TABLES.values() if (root / t.name).is_dir()]
+    if old:
+        raise InputError(f"{root} holds a warehouse of the old layout (folders {old[:3]}…); "
+                         f"convert it once with `unitsel migrate --root {root}`")
+
+
+def current_snapshot(root: Path, catalog_path: str | None = None) -> int:
+    """The id of the newest snapshot of `root`'s lake."""
+    init(root, catalog_path)
+    con = attach(root, catalog_path)
+    try:
+        row = con.sql(f"SELECT id FROM {ALIAS}.current_snapshot()").fetchone()
+    finally:
+        con.close()
+    assert row is not None
+    return int(row[0])
+
+
+class ConflictError(RuntimeError):
+    """Other jobs kept committing while this one tried to: nothing of it was written."""
+
+
+# Commits are short (the data files are written before), so a few retries with a growing,
+# jittered pause let every writer through in turn.
+COMMIT_ATTEMPTS = 12
+
+
+def commit(root: Path, catalog_path: str, work: Callable[[duckdb.DuckDBPyConnection], T],
+           job: str) -> T:
+    """Run `work` on a fresh connection inside one transaction and commit it as one snapshot
+    with the commit message `job`. When another commit lands first (SQLite reports its catalog
+    locked, DuckLake a conflict), roll back and run `work` again on the new snapshot, so what
+    `work` derives (summaries) always comes from exactly the inputs it commits beside."""
+    import duckdb
+
+    newest: int | None = None
+    for attempt in range(COMMIT_ATTEMPTS):
+        con = attach(root, catalog_path)
+        try:
+            con.execute("BEGIN")
+            started = con.sql(f"SELECT id FROM {ALIAS}.current_snapshot()").fetchone()
+            result = work(con)
+            con.execute(f"DELETE FROM {ALIAS}.{GUARD}")
+            con.execute(f"INSERT INTO {ALIAS}.{GUARD} VALUES (?)", [job])
+            con.execute(f"CALL {ALIAS}.set_commit_message('unitsel', ?)", [job])
+            con.execute("COMMIT")
+            return result
+        except (duckdb.TransactionException, duckdb.IOException) as error:
+            if not _is_conflict(error):
+                raise
+            newest = started[0] if started else None
+        finally:
+            con.close()
+        time.sleep(min(2.0, 0.05 * 2 ** attempt) * (0.5 + random.random()))
+    raise ConflictError(
+        f"could not commit {job!r}: other jobs committed to {root} in every one of "
+        f"{COMMIT_ATTEMPTS} attempts ({_commits_since(root, catalog_path, newest)}); "
+        "nothing was written, run it again")
+
+
+def _is_conflict(error: Exception) -> bool:
+    text = str(error)
+    return any(part in text for part in ("locked", "conflict", "Failed to commit",
+                                         "busy", "violates primary key"))
+
+
+def _commits_since(root: Path, catalog_path: str, snapshot: int | None) -> str:
+    con = attach(root, catalog_path)
+    try:
+        rows = con.sql(f"SELECT commit_message FROM {ALIAS}.snapshots() WHERE snapshot_id > ? "
+                       "AND commit_message IS NOT NULL ORDER BY snapshot_id DESC LIMIT 3",
+                       params=[snapshot or 0]).fetchall()
+    finally:
+        con.close()
+    return "latest: " + "; ".join(r[0] for r in rows) if rows else "no message"
+
+
+# Data files no snapshot lists and older than this are a killed job's leftovers: no live job
+# takes this long between writing a file and committing it.
+ORPHAN_AGE_HOURS = 24
+
+
+def clean(root: Path, *, orphan_age_hours: float = ORPHAN_AGE_HOURS,
+          expire_days: float | None = None) -> dict[str, int]:
+    """DuckLake's own clean-up: delete data files no snapshot lists that are older than
+    `orphan_age_hours` (left by killed jobs) and, with `expire_days`, forget snapshots older
+    than that and delete the files only they used (time travel to them ends). Returns how many
+    files and snapshots went."""
+    root = Path(root).resolve()
+    con = attach(root, init(root))
+    try:
+        expired = 0
+        if expire_days is not None:
+            expired = len(con.sql(
+                f"CALL ducklake_expire_snapshots('{ALIAS}', older_than => "
+                f"now() - to_microseconds({int(expire_days * 86400e6)}))").fetchall())
+        old = len(con.sql(f"CALL ducklake_cleanup_old_files('{ALIAS}', cleanup_all => true)"
+                          ).fetchall())
+        orphans = len(con.sql(
+            f"CALL ducklake_delete_orphaned_files('{ALIAS}', older_than => "
+            f"now() - to_microseconds({int(orphan_age_hours * 3600e6)}))").fetchall())
+    finally:
+        con.close()
+    return {"expired_snapshots": expired, "replaced_files": old, "orphaned_files": orphans}
+
+
+def main() -> None:
+    """`python -m unitsel.lake`: install the extensions (for the DuckDB CLI; `make` runs it)."""
+    install_extensions()
+    print("DuckDB extensions installed: " + ", ".join(EXTENSIONS))
+
+
+if __name__ == "__main__":
+    main()
