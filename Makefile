@@ -21,6 +21,12 @@ $(STAMP): pyproject.toml
 		--no-install-recommends wordnet-base wordnet-sense-index'
 	# Copies Debian's files (+ the lexnames table) into .venv/nltk_data, where NLTK looks.
 	$(BIN)/unitsel wordnet
+	# DuckLake and its catalogs' extensions, from their wheels into DuckDB's extension folder
+	# (the DuckDB CLI loads them from there; nothing is downloaded).
+	$(BIN)/python -m unitsel.lake
+	# The concurrency tests start a real PostgreSQL server (a DuckLake catalog) of their own.
+	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || $(SUDO) sh -c 'apt-get update -qq \
+		&& apt-get install -y -qq --no-install-recommends postgresql'
 	# The dashboards' real-browser test drives Debian's headless chromium.
 	test -x /usr/bin/chromedriver || $(SUDO) sh -c 'apt-get update -qq && apt-get install \
 		-y -qq --no-install-recommends chromium chromium-driver'

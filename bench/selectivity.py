@@ -110,13 +110,12 @@ def main() -> None:
         timed("ingest (write + summaries)", results, lambda: ingest_arrays(
             work / "acts.npy", work / "labels.csv", model_id="bench", stimulus_set="bench",
             layer="fc", root=root, progress=False))
-        part = {"model_id": "bench", "stimulus_set": "bench", "layer": "fc", "pool": "none"}
-        acts_file = summaries.partition_dir(root, unitsel.schema.ACTIVATIONS, part)
         with unitsel.connection(root) as con:
             timed("scan floor: sum(activation)", results, lambda: con.sql(
-                f"SELECT sum(activation) FROM read_parquet('{acts_file}/data.parquet')"
-            ).fetchall())
-            timed("build summaries", results, lambda: summaries.build(root, [part]))
+                "SELECT sum(activation) FROM activations WHERE model_id = 'bench' AND "
+                "stimulus_set = 'bench' AND layer = 'fc' AND pool = 'none'").fetchall())
+            timed("build summaries", results,
+                  lambda: summaries.refresh(root, rebuild=True))
             query = "SELECT * FROM unit_selectivity('bench', 'bench', 'fc', 'none')"
             sql = timed("unit_selectivity (first)", results, lambda: con.sql(query).pl())
             timed("unit_selectivity (repeated)", results, lambda: con.sql(query).pl())

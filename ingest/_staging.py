@@ -20,12 +20,14 @@ STIMULUS_COLUMNS = ["stimulus", "uri", "label", "wnid"]
 def stage_stimuli(tx: Transaction, stimulus_set: str, labels: pl.DataFrame, source: object,
                   replace: bool = False) -> None:
     """Stage the stimulus set, refusing to silently change one that already exists: other
-    models' activations refer to its stimulus ids."""
+    models' activations refer to its stimulus ids. An identical set is not rewritten, so the
+    summaries of the models already recorded on it stay as they are."""
     frame = labels.select(STIMULUS_COLUMNS)
     existing = read_partition("stimuli", {"stimulus_set": stimulus_set}, tx.root)
-    if existing is not None and not replace:
-        existing = existing.select(STIMULUS_COLUMNS).sort("stimulus")
-        if not existing.equals(frame):
+    if existing is not None:
+        if existing.select(STIMULUS_COLUMNS).sort("stimulus").equals(frame):
+            return
+        if not replace:
             raise InputError(
                 f"stimulus set {stimulus_set!r} already exists with different stimuli or "
                 "labels; choose another --stimulus-set or pass --replace-stimuli",

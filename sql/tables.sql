@@ -126,7 +126,8 @@ SELECT
     unit,
     baseline,
     lesioned,
-    n_stimuli
+    n_stimuli,
+    snapshot_id
 FROM lake.lesions;
 COMMENT ON VIEW lesions IS 'Result: the task score with each unit (kernel) of a layer zeroed (Lado & Dobs Fig. 1d).';
 
@@ -140,7 +141,8 @@ SELECT
     metric_a,
     metric_b,
     spearman_rho,
-    n_units
+    n_units,
+    snapshot_id
 FROM lake.metric_consistency;
 COMMENT ON VIEW metric_consistency IS 'Result: pairwise agreement of category-selectivity metrics per layer (Lado & Dobs Fig. 1f).';
 
@@ -159,7 +161,8 @@ SELECT
     accuracy,
     ci_low,
     ci_high,
-    chance
+    chance,
+    snapshot_id
 FROM lake.decoding;
 COMMENT ON VIEW decoding IS 'Result: linear-SVM decoding from the top units of each metric (Lado & Dobs Fig. 1e).';
 
@@ -182,7 +185,8 @@ SELECT
     similarity,
     distance,
     distance_max_scaled,
-    source
+    source,
+    snapshot_id
 FROM lake.semantic_distances;
 COMMENT ON VIEW semantic_distances IS 'Result: semantic baseline distances between every pair of a concept set (DORA Sec. 5).';
 
@@ -224,7 +228,8 @@ SELECT
     setting,
     unit_a,
     unit_b,
-    distance
+    distance,
+    snapshot_id
 FROM lake.unit_distances;
 COMMENT ON VIEW unit_distances IS 'Result: functional distances between the units of a layer (DORA Sec. 3).';
 
@@ -245,7 +250,8 @@ SELECT
     seed,
     r,
     p,
-    n
+    n,
+    snapshot_id
 FROM lake.mantel_results;
 COMMENT ON VIEW mantel_results IS 'Result: Mantel tests of functional against semantic distances (DORA Tables 1-2).';
 
@@ -261,7 +267,8 @@ SELECT
     contamination,
     unit,
     score,
-    is_outlier
+    is_outlier,
+    snapshot_id
 FROM lake.unit_outliers;
 COMMENT ON VIEW unit_outliers IS 'Result: outlier detection on a layer''s distance matrix, rows as features (DORA Sec. 4).';
 
@@ -278,7 +285,8 @@ SELECT
     n_outliers,
     repeats,
     auc,
-    auc_sd
+    auc_sd,
+    snapshot_id
 FROM lake.outlier_auc;
 COMMENT ON VIEW outlier_auc IS 'Result: how well each detector finds known outlier units (DORA Table 3 protocol).';
 
@@ -294,7 +302,8 @@ SELECT
     x,
     y,
     wnid,
-    hypernym
+    hypernym,
+    snapshot_id
 FROM lake.unit_atlas;
 COMMENT ON VIEW unit_atlas IS 'Result: a 2-D representation atlas of a layer from its distance matrix (DORA Fig. 6).';
 
@@ -375,7 +384,8 @@ SELECT
     pct_overlap_top_class,
     pct_overlap_top_class_se,
     pct_overlap_ccmas_class,
-    pct_overlap_ccmas_class_se
+    pct_overlap_ccmas_class_se,
+    snapshot_id
 FROM lake.rating_summary;
 COMMENT ON VIEW rating_summary IS 'Result: Gale et al.''s Table 1 per layer, from the ratings and the unit selectivity.';
 
@@ -388,7 +398,8 @@ SELECT
     activation_coverage,
     n_explanations,
     partial_coverage,
-    complete_coverage
+    complete_coverage,
+    snapshot_id
 FROM lake.annotation_coverage;
 COMMENT ON VIEW annotation_coverage IS 'Result: activation and explanation coverage (interactive naming Figs. 3-5).';
 
@@ -399,7 +410,8 @@ SELECT
     annotator_id,
     n_named,
     cx_purity,
-    xc_purity
+    xc_purity,
+    snapshot_id
 FROM lake.annotation_purity;
 COMMENT ON VIEW annotation_purity IS 'Result: CX- and XC-purity of each annotator''s naming (interactive naming Tables 2-3).';
 
@@ -416,7 +428,8 @@ SELECT
     d1_exact_compatible,
     d1_subset_compatible,
     d2_exact_compatible,
-    d2_subset_compatible
+    d2_subset_compatible,
+    snapshot_id
 FROM lake.annotation_agreement;
 COMMENT ON VIEW annotation_agreement IS 'Result: pairwise agreement of namings (interactive naming Tables 5-6).';
 
@@ -430,7 +443,8 @@ SELECT
     concept_a,
     concept_b,
     weight,
-    compatibility
+    compatibility,
+    snapshot_id
 FROM lake.annotation_matches;
 COMMENT ON VIEW annotation_matches IS 'Result: the matched concept pairs of each D-family matching (interactive naming Fig. 7).';
 
@@ -440,7 +454,8 @@ SELECT
     label,
     n_annotators,
     n_activations,
-    fraction
+    fraction,
+    snapshot_id
 FROM lake.naming_counts;
 COMMENT ON VIEW naming_counts IS 'Result: activations named by exactly n annotators (interactive naming Fig. 6).';
 
@@ -451,7 +466,8 @@ SELECT
     annotator_id,
     combination,
     n_stimuli,
-    share
+    share,
+    snapshot_id
 FROM lake.explanation_summaries;
 COMMENT ON VIEW explanation_summaries IS 'Result: test-set explanation summaries (interactive naming Table 4).';
 
@@ -487,7 +503,8 @@ SELECT
     unit,
     concept,
     score,
-    is_concept
+    is_concept,
+    snapshot_id
 FROM lake.concept_scores;
 COMMENT ON VIEW concept_scores IS 'Result: WWW concept scores per unit; the unit''s concepts and its next-best concepts.';
 
@@ -505,6 +522,7 @@ SELECT
     n_units,
     mean_cos,
     f1,
-    hit_rate
+    hit_rate,
+    snapshot_id
 FROM lake.concept_evaluation;
 COMMENT ON VIEW concept_evaluation IS 'Result: concept quality of output units against their class labels (WWW-GT Tables 1-2).';

@@ -12,18 +12,21 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 import unitsel
 import unitsel.lake
+import unitsel.summaries
+from unitsel.cli import cli
 from unitsel.errors import InputError
 from unitsel.schema import ACTIVATIONS, TABLES
 from unitsel.warehouse import HIVE_DEFAULT, Transaction, partition_dir
 
 NAMES = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1,
-                max_size=12).filter(lambda s: s != HIVE_DEFAULT)
+                max_size=12).filter(lambda s: s.lower() not in ("null", HIVE_DEFAULT.lower()))
 
 
 def activations_frame(model_id: str, layer: str, matrix: np.ndarray) -> pl.DataFrame:
@@ -163,19 +166,11 @@ def _listed_files(root: Path) -> set[Path]:
         con.close()
 
 
-@pytest.mark.parametrize("layer", ["NULL", "null"])
-def test_partition_values_that_read_as_null_round_trip(tmp_path: Path, layer: str) -> None:
-    # DuckDB reads a Hive value 'null' (any case) as SQL NULL.
+@pytest.mark.parametrize("layer", ["NULL", "null", "Null", "__HIVE_DEFAULT_PARTITION__"])
+def test_partition_values_that_read_as_null_are_refused(tmp_path: Path, layer: str) -> None:
+    # DuckLake reads these partition values back as SQL NULL.
     frame = activations_frame("m", layer, np.ones((2, 2)))
-    unitsel.write(frame, "activations", tmp_path)
-    assert unitsel.scan("activations", tmp_path).collect()["layer"].to_list() == [layer] * 4
-    with unitsel.connection(tmp_path) as con:
-        assert con.sql("SELECT DISTINCT layer FROM activations").fetchall() == [(layer,)]
-
-
-def test_hive_default_partition_name_is_refused(tmp_path: Path) -> None:
-    frame = activations_frame("m", "__HIVE_DEFAULT_PARTITION__", np.ones((2, 2)))
-    with pytest.raises(InputError, match="__HIVE_DEFAULT_PARTITION__"):
+    with pytest.raises(InputError, match="read back as NULL"):
         unitsel.write(frame, "activations", tmp_path)
 
 
@@ -203,3 +198,35 @@ def test_a_warehouse_of_the_old_layout_is_refused(root: Path) -> None:
     (root / "activations" / "model_id=m").mkdir(parents=True)
     with pytest.raises(InputError, match="unitsel migrate"):
         unitsel.init(root)
+
+
+def test_migrate_copies_an_old_layout_warehouse_once(root: Path) -> None:
+    """An old-layout root (a data.parquet per percent-encoded partition folder, zero-row seed
+    files in `__empty__` partitions, a stale summary) becomes a lake with fresh summaries."""
+    import pyarrow.parquet as pq
+
+    acts = activations_frame("m/1", "fc 7", np.arange(6.0).reshape(3, 2))
+    stimuli = pl.DataFrame({"stimulus": [0, 1, 2], "uri": [None] * 3, "label": ["a", "b", "a"],
+                            "wnid": [None] * 3}, schema_overrides={"stimulus": pl.Int32})
+    old = {
+        "activations/model_id=m%2F1/stimulus_set=set/layer=fc%207/pool=none":
+            acts.drop("model_id", "stimulus_set", "layer", "pool"),
+        "stimuli/stimulus_set=set": stimuli,
+        "models/model_id=__empty__": pl.DataFrame(schema={"architecture": pl.String}),
+        "summary_builds/model_id=m%2F1/stimulus_set=set/layer=fc%207/pool=none":
+            pl.DataFrame({"k": [100], "fingerprint": ["stale"]}),
+    }
+    for folder, frame in old.items():
+        (root / folder).mkdir(parents=True)
+        pq.write_table(frame.to_arrow(), root / folder / "data.parquet")
+    result = CliRunner().invoke(cli, ["migrate", "--root", str(root)])
+    assert result.exit_code == 0, result.output
+    assert "migrated 9 rows of 2 tables" in result.output
+    assert sorted(p.name for p in root.iterdir()) == ["catalog.sqlite", "data"]
+    got = unitsel.scan("activations", root).collect().sort("unit", "stimulus")
+    assert_frame_equal(got, acts.cast(ACTIVATIONS.polars_schema).sort("unit", "stimulus"))
+    with unitsel.connection(root) as con:
+        assert con.sql("SELECT unit, top_label, n FROM unit_summaries WHERE subset = 'all' "
+                       "ORDER BY unit").fetchall() == [(0, "a", 3), (1, "a", 3)]
+        assert con.sql("SELECT layout FROM summary_builds").fetchall() == [
+            (unitsel.summaries.LAYOUT_VERSION,)]

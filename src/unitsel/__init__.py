@@ -8,8 +8,8 @@ and `Transaction` for commits, `current_snapshot(root)`, and the table registry 
 from __future__ import annotations
 
 from unitsel.errors import InputError
-from unitsel.schema import TABLES, Column, Table
 from unitsel.lake import current_snapshot
+from unitsel.schema import TABLES, Column, Table
 from unitsel.warehouse import DEFAULT_ROOT, Transaction, connect, connection, init, scan, write
 
 __version__ = "0.1.0"

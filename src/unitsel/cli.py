@@ -6,6 +6,7 @@ point group, so this module never imports them.
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from collections.abc import Callable
@@ -67,10 +68,20 @@ class _Group(click.Group):
             raise click.ClickException(str(error)) from None
 
 
+def _use_catalog(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    # Every command resolves the catalog through unitsel.lake.catalog, which reads this
+    # variable; so do the processes a command starts (workers, the dashboard).
+    if value:
+        os.environ["UNITSEL_CATALOG"] = value
+
+
 @click.group(cls=_Group)
 @click.version_option(package_name="unitsel")
+@click.option("--catalog", envvar="UNITSEL_CATALOG", expose_value=False, callback=_use_catalog,
+              help="DuckLake catalog: 'postgres:<libpq string>' for many machines over a "
+                   "shared root; default the root's own catalog.sqlite. A root remembers it.")
 def cli() -> None:
-    """unitsel: a unit-selectivity warehouse (Hive-partitioned Parquet + DuckDB)."""
+    """unitsel: a unit-selectivity warehouse (a DuckLake of Parquet files + DuckDB SQL)."""
 
 
 @cli.command()
@@ -82,19 +93,26 @@ def init(root: Path) -> None:
     click.echo(f"warehouse ready at {init_warehouse(root).resolve()}")
 
 
+def snapshot_option(f: F) -> F:
+    """`--snapshot N`: read the warehouse as it was at snapshot N (`unitsel snapshots`)."""
+    return click.option("--snapshot", type=int, default=None,
+                        help="Read the warehouse as of this snapshot (time travel).")(f)
+
+
 @cli.command()
 @click.argument("sql")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of a table.")
+@snapshot_option
 @root_option
-def query(sql: str, as_csv: bool, root: Path) -> None:
+def query(sql: str, as_csv: bool, snapshot: int | None, root: Path) -> None:
     """Run one SQL query over the warehouse (all views and macros loaded)."""
-    _print_query(sql, as_csv, root)
+    _print_query(sql, as_csv, root, snapshot)
 
 
-def _print_query(sql: str, as_csv: bool, root: Path) -> None:
+def _print_query(sql: str, as_csv: bool, root: Path, snapshot: int | None = None) -> None:
     from unitsel.warehouse import connection
 
-    with connection(root) as con:
+    with connection(root, snapshot=snapshot) as con:
         frame = con.sql(sql).pl()
     if as_csv:
         click.echo(frame.write_csv(), nl=False)
@@ -234,6 +252,16 @@ def summarise(rebuild: bool, root: Path) -> None:
 
 
 @cli.command()
+@root_option
+def migrate(root: Path) -> None:
+    """Convert a warehouse of the old layout (a Parquet file per partition) to DuckLake."""
+    from unitsel.migrate import migrate as migrate_root
+
+    rows = migrate_root(root)
+    click.echo(f"migrated {sum(rows.values()):,} rows of {len(rows)} tables into {root}")
+
+
+@cli.command()
 @click.option("--orphans-older-than", "orphan_hours", default=24.0, show_default=True,
               help="Hours after which a data file no snapshot lists (a killed job's) goes.")
 @click.option("--expire-older-than", "expire_days", type=float, default=None,
@@ -262,22 +290,30 @@ def _double_quoted(text: str) -> str:
     return '"' + "".join("\\" + ch if ch in '"$`\\' else ch for ch in text) + '"'
 
 
-def duckdb_command(root: Path) -> str:
-    """The shell command that opens `root` in the DuckDB CLI with every view and macro."""
+def duckdb_command(root: Path, snapshot: int | None = None) -> str:
+    """The shell command that opens `root` in the DuckDB CLI with every view and macro (at
+    `snapshot`: the lake attached read-only at that snapshot before init.sql runs)."""
+    from unitsel import lake
     from unitsel.sqlfiles import sql_home
 
-    root_sql = str(Path(root).resolve()).replace("'", "''")
+    root = Path(root).resolve()
+    catalog = lake.init(root)
+    statements = [f"SET VARIABLE wh_root={lake.sql_string(str(root))}",
+                  f"SET VARIABLE wh_catalog={lake.sql_string(catalog)}"]
+    if snapshot is not None:
+        statements += ["LOAD ducklake; LOAD sqlite_scanner; LOAD postgres_scanner",
+                       lake.attach_sql(root, catalog, snapshot=snapshot)]
     duckdb = Path(sys.executable).with_name("duckdb")
     return (f"cd {shlex.quote(str(sql_home()))} && {shlex.quote(str(duckdb))} "
-            f"-cmd {_double_quoted(f'SET VARIABLE wh_root={chr(39)}{root_sql}{chr(39)}')} "
-            f"-cmd {_double_quoted('.read sql/init.sql')}")
+            + " ".join(f"-cmd {_double_quoted(s)}" for s in [*statements, ".read sql/init.sql"]))
 
 
 @cli.command()
+@snapshot_option
 @root_option
-def sql(root: Path) -> None:
+def sql(snapshot: int | None, root: Path) -> None:
     """Print the command that opens this warehouse in the DuckDB CLI."""
-    click.echo(duckdb_command(root))
+    click.echo(duckdb_command(root, snapshot))
 
 
 # Register `unitsel wordnet`, `unitsel export-study` and the DORA and people analyses.

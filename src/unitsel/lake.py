@@ -51,7 +51,7 @@ def install_extensions() -> None:
         "SELECT extension_name FROM duckdb_extensions() WHERE installed").fetchall()}
     for name in EXTENSIONS:
         if name not in present:
-            con.execute(f"INSTALL {_sql_string(str(_wheel_file(name)))}")
+            con.execute(f"INSTALL {sql_string(str(_wheel_file(name)))}")
     con.close()
     _installed = True
 
@@ -70,7 +70,8 @@ def _wheel_file(name: str) -> Path:
     return found[-1]
 
 
-def _sql_string(text: str) -> str:
+def sql_string(text: str) -> str:
+    """`text` as an SQL string literal."""
     return "'" + text.replace("'", "''") + "'"
 
 
@@ -97,10 +98,10 @@ def data_path(root: Path) -> str:
 
 def attach_sql(root: Path, catalog_path: str, *, snapshot: int | None = None) -> str:
     """`ATTACH` of the warehouse's lake as `lake`; pinned and read-only at `snapshot`."""
-    options = [f"DATA_PATH {_sql_string(data_path(root))}", "OVERRIDE_DATA_PATH true"]
+    options = [f"DATA_PATH {sql_string(data_path(root))}", "OVERRIDE_DATA_PATH true"]
     if snapshot is not None:
         options += [f"SNAPSHOT_VERSION {int(snapshot)}", "READ_ONLY"]
-    return (f"ATTACH IF NOT EXISTS {_sql_string('ducklake:' + catalog_path)} AS {ALIAS} "
+    return (f"ATTACH IF NOT EXISTS {sql_string('ducklake:' + catalog_path)} AS {ALIAS} "
             f"({', '.join(options)})")
 
 

@@ -55,6 +55,12 @@ class Table:
         return [c.name for c in self.columns]
 
     @property
+    def written_columns(self) -> list[str]:
+        """The columns a job supplies: all but `snapshot_id`, which the Transaction fills in
+        with the snapshot the job read."""
+        return [c for c in self.column_names if c != "snapshot_id"]
+
+    @property
     def data_columns(self) -> list[Column]:
         """Columns stored inside the Parquet files (partition keys live in the path)."""
         return [c for c in self.columns if c.name not in self.partition_by]
@@ -216,12 +222,26 @@ SUMMARY_BUILDS = Table(
     "summaries were built.",
 )
 
+_SNAPSHOT_ID = Column(
+    "snapshot_id", pl.Int64(),
+    "Warehouse snapshot the row was computed from (`unitsel snapshots`; read it back with "
+    "connect(root, snapshot=N)); NULL if computed before the warehouse had snapshots.",
+    nullable=True)
+
+
+def _result_table(name: str, columns: tuple[Column, ...], partition_by: tuple[str, ...],
+                  doc: str) -> Table:
+    """A result table: its rows also record the snapshot they were computed from (the
+    writing Transaction fills it in)."""
+    return Table(name, (*columns, _SNAPSHOT_ID), partition_by, doc)
+
+
 # Result tables of analysis jobs. Their partition keys are the job's parameters, so re-running
 # a job replaces exactly what it wrote before.
 _CATEGORY = _key("category", "Target label the metrics compare with the rest, e.g. 'face'.")
 _TASK = _key("task", "Task score measured under lesions, e.g. 'probe:face', 'accuracy:face'.")
 
-LESIONS = Table(
+LESIONS = _result_table(
     "lesions",
     (_MODEL_ID, _STIMULUS_SET, _LAYER, _TASK,
      Column("unit", pl.Int32(),
@@ -234,7 +254,7 @@ LESIONS = Table(
     "Result: the task score with each unit (kernel) of a layer zeroed (Lado & Dobs Fig. 1d).",
 )
 
-METRIC_CONSISTENCY = Table(
+METRIC_CONSISTENCY = _result_table(
     "metric_consistency",
     (_MODEL_ID, _STIMULUS_SET, _CATEGORY, _LAYER, _POOL,
      Column("metric_a", pl.String(), "'fsi', 'dprime', 'ranksum', 'ttest' or 'lesion:<task>'."),
@@ -247,7 +267,7 @@ METRIC_CONSISTENCY = Table(
     "Result: pairwise agreement of category-selectivity metrics per layer (Lado & Dobs Fig. 1f).",
 )
 
-DECODING = Table(
+DECODING = _result_table(
     "decoding",
     (_MODEL_ID, _STIMULUS_SET, _CATEGORY, _LAYER, _POOL,
      _key("decode_set", "Stimulus set whose labels are decoded (identities, categories)."),
@@ -288,7 +308,7 @@ CONCEPTS = Table(
     "One row per class of a concept set, mapped to its WordNet noun synset.",
 )
 
-SEMANTIC_DISTANCES = Table(
+SEMANTIC_DISTANCES = _result_table(
     "semantic_distances",
     (_CONCEPT_SET,
      _key("measure", "'path', 'lch', 'wup' (WordNet, as NLTK) or 'word2vec'."),
@@ -332,7 +352,7 @@ AMS_ACTIVATIONS = Table(
     "Representation activation vectors (DORA Def. 4): what EA distances are computed from.",
 )
 
-UNIT_DISTANCES = Table(
+UNIT_DISTANCES = _result_table(
     "unit_distances",
     (*_SEMANTIC_PARTITION, _MEASURE, _SETTING, _UNIT_A, _UNIT_B,
      Column("distance", pl.Float64(), "Functional distance between the two units.")),
@@ -340,7 +360,7 @@ UNIT_DISTANCES = Table(
     "Result: functional distances between the units of a layer (DORA Sec. 3).",
 )
 
-MANTEL_RESULTS = Table(
+MANTEL_RESULTS = _result_table(
     "mantel_results",
     (*_SEMANTIC_PARTITION, _MEASURE, _SETTING, _CONCEPT_SET,
      _key("baseline", "Semantic measure compared with: 'path', 'lch', 'wup', 'word2vec'."),
@@ -358,7 +378,7 @@ MANTEL_RESULTS = Table(
     "Result: Mantel tests of functional against semantic distances (DORA Tables 1-2).",
 )
 
-UNIT_OUTLIERS = Table(
+UNIT_OUTLIERS = _result_table(
     "unit_outliers",
     (*_SEMANTIC_PARTITION, _MEASURE, _SETTING,
      _key("detector", "'lof', 'iforest', 'ocsvm', 'abod' or 'feature_bagging' (PyOD)."),
@@ -370,7 +390,7 @@ UNIT_OUTLIERS = Table(
     "Result: outlier detection on a layer's distance matrix, rows as features (DORA Sec. 4).",
 )
 
-OUTLIER_AUC = Table(
+OUTLIER_AUC = _result_table(
     "outlier_auc",
     (*_SEMANTIC_PARTITION, _MEASURE, _SETTING,
      _key("detector", "Outlier detector, as in unit_outliers."),
@@ -383,7 +403,7 @@ OUTLIER_AUC = Table(
     "Result: how well each detector finds known outlier units (DORA Table 3 protocol).",
 )
 
-UNIT_ATLAS = Table(
+UNIT_ATLAS = _result_table(
     "unit_atlas",
     (*_SEMANTIC_PARTITION, _MEASURE, _SETTING, _UNIT,
      Column("x", pl.Float64(), "UMAP coordinate 1."),
@@ -459,7 +479,7 @@ ANNOTATIONS = Table(
 _PAIR = (_key("annotator_a", "First annotator (annotator_a < annotator_b)."),
          _key("annotator_b", "Second annotator."))
 
-RATING_SUMMARY = Table(
+RATING_SUMMARY = _result_table(
     "rating_summary",
     (_STUDY, _MODEL_ID, _LAYER, _POOL,
      _key("match_rule", "How names are matched: 'wordnet' (a noun sense equals or subsumes) "
@@ -485,7 +505,7 @@ RATING_SUMMARY = Table(
     "Result: Gale et al.'s Table 1 per layer, from the ratings and the unit selectivity.",
 )
 
-ANNOTATION_COVERAGE = Table(
+ANNOTATION_COVERAGE = _result_table(
     "annotation_coverage",
     (_STUDY, _LABEL_CLASS,
      _key("annotator_id", "Annotator, or 'any' for named by at least one annotator."),
@@ -498,7 +518,7 @@ ANNOTATION_COVERAGE = Table(
     "Result: activation and explanation coverage (interactive naming Figs. 3-5).",
 )
 
-ANNOTATION_PURITY = Table(
+ANNOTATION_PURITY = _result_table(
     "annotation_purity",
     (_STUDY, _LABEL_CLASS, _ANNOTATOR,
      Column("n_named", pl.Int32(), "Named activations."),
@@ -508,7 +528,7 @@ ANNOTATION_PURITY = Table(
     "Result: CX- and XC-purity of each annotator's naming (interactive naming Tables 2-3).",
 )
 
-ANNOTATION_AGREEMENT = Table(
+ANNOTATION_AGREEMENT = _result_table(
     "annotation_agreement",
     (_STUDY, _LABEL_CLASS, *_PAIR,
      Column("jaccard", pl.Float64(), "|A_a & A_b| / |A_a | A_b| of the named activations."),
@@ -527,7 +547,7 @@ ANNOTATION_AGREEMENT = Table(
     "Result: pairwise agreement of namings (interactive naming Tables 5-6).",
 )
 
-ANNOTATION_MATCHES = Table(
+ANNOTATION_MATCHES = _result_table(
     "annotation_matches",
     (_STUDY, _LABEL_CLASS, *_PAIR,
      Column("family", pl.Int32(), "D of the D-family matching: 1 or 2."),
@@ -539,7 +559,7 @@ ANNOTATION_MATCHES = Table(
     "Result: the matched concept pairs of each D-family matching (interactive naming Fig. 7).",
 )
 
-NAMING_COUNTS = Table(
+NAMING_COUNTS = _result_table(
     "naming_counts",
     (_STUDY, _LABEL_CLASS,
      Column("n_annotators", pl.Int32(), "Number of annotators who named the activation."),
@@ -549,7 +569,7 @@ NAMING_COUNTS = Table(
     "Result: activations named by exactly n annotators (interactive naming Fig. 6).",
 )
 
-EXPLANATION_SUMMARIES = Table(
+EXPLANATION_SUMMARIES = _result_table(
     "explanation_summaries",
     (_STUDY, _LABEL_CLASS, _ANNOTATOR,
      _key("combination", "Sorted concept names of a stimulus' named activations, joined "
@@ -581,7 +601,7 @@ TEXT_EMBEDDINGS = Table(
     "One row per (text encoder, concept): the text's embedding.",
 )
 
-CONCEPT_SCORES = Table(
+CONCEPT_SCORES = _result_table(
     "concept_scores",
     (_MODEL_ID, _STIMULUS_SET, _LAYER, _POOL, _ENCODER, _CROP,
      _key("similarity", "'cos' or 'tvmf' (t-vMF with the job's kappa)."),
@@ -596,7 +616,7 @@ CONCEPT_SCORES = Table(
     "Result: WWW concept scores per unit; the unit's concepts and its next-best concepts.",
 )
 
-CONCEPT_EVALUATION = Table(
+CONCEPT_EVALUATION = _result_table(
     "concept_evaluation",
     (_MODEL_ID, _STIMULUS_SET, _LAYER, _POOL, _ENCODER, _CROP,
      _key("similarity", "'cos' or 'tvmf'."), _CONCEPT_SET,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from unitsel.lake import sql_string
 from unitsel.schema import TABLES, Table
 
 _HERE = Path(__file__).resolve().parent
@@ -42,15 +43,11 @@ def init_script() -> str:
     return _expand(home / "sql" / "init.sql", home)
 
 
-def _sql_string(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _view(t: Table) -> str:
     columns = ",\n    ".join(t.column_names)
     return (
         f"CREATE OR REPLACE VIEW {t.name} AS\nSELECT\n    {columns}\nFROM lake.{t.name};\n"
-        f"COMMENT ON VIEW {t.name} IS {_sql_string(t.doc)};\n"
+        f"COMMENT ON VIEW {t.name} IS {sql_string(t.doc)};\n"
     )
 
 

@@ -41,12 +41,8 @@ _KEYS = ACTIVATIONS.partition_by
 _DERIVED = ("class_stats", "unit_top", "unit_summaries", SUMMARY_BUILDS.name)
 
 
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def _where(part: Partition, keys: tuple[str, ...] = _KEYS) -> str:
-    return " AND ".join(f"{k} = {_literal(part[k])}" for k in keys)
+    return " AND ".join(f"{k} = {lake.sql_string(part[k])}" for k in keys)
 
 
 def update(con: duckdb.DuckDBPyConnection, tx: Transaction, k: int = TOP_K) -> None:
@@ -75,7 +71,7 @@ def build(con: duckdb.DuckDBPyConnection, parts: list[Partition], k: int = TOP_K
                    f"WHERE {_where(part, ('stimulus_set',))})")
         correct = (f"(SELECT stimulus, is_correct FROM {lake.ALIAS}.{PREDICTIONS.name} "
                    f"WHERE {_where(part, ('model_id', 'stimulus_set'))})")
-        keys = ", ".join(f"{_literal(part[key])} AS {key}" for key in _KEYS)
+        keys = ", ".join(f"{lake.sql_string(part[key])} AS {key}" for key in _KEYS)
         for name, query in _summarise(con, acts, stimuli, correct, k).items():
             con.execute(f"INSERT INTO {lake.ALIAS}.{name} BY NAME SELECT {keys}, * "
                         f"FROM ({query})")

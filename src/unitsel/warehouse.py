@@ -32,8 +32,10 @@ if TYPE_CHECKING:
     import duckdb
 
 DEFAULT_ROOT = Path("warehouse")
-# DuckLake and Polars read this Hive value as NULL, so no partition may take it.
+# DuckLake reads these partition values as NULL (the first in any case), so no partition may
+# take them.
 HIVE_DEFAULT = "__HIVE_DEFAULT_PARTITION__"
+_READ_AS_NULL = ("null", HIVE_DEFAULT.lower())
 # Rows buffered per partition before a row group is written: bounds memory when a job streams
 # into many partitions at once, and is near DuckDB's own row-group size.
 _ROW_GROUP_ROWS = 1 << 18
@@ -226,9 +228,10 @@ class Transaction:
     ) -> None:
         for key in t.partition_by:
             value = values.get(key)
-            if not value or value == HIVE_DEFAULT:
-                raise InputError(f"{key} must be a non-empty name other than "
-                                 f"{HIVE_DEFAULT!r}, got {value!r}", file=source, column=key)
+            if not value or value.lower() in _READ_AS_NULL:
+                raise InputError(f"{key} must be a non-empty name other than 'null' and "
+                                 f"{HIVE_DEFAULT!r} (read back as NULL), got {value!r}",
+                                 file=source, column=key)
         ident = (t.name, tuple(values[k] for k in t.partition_by))
         staged = self._files.get(ident)
         if staged is None:

@@ -11,11 +11,12 @@ from unitsel.warehouse import connection
 
 
 def activation_matrix(root: Path, model_id: str, stimulus_set: str, layer: str, pool: str,
-                      units: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                      units: list[int] | None = None,
+                          snapshot: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Stimuli x units float64 activations (stimuli ascending; columns the ascending `units`,
     default every unit) and the stimuli's labels."""
     where = "model_id = $1 AND stimulus_set = $2 AND layer = $3 AND pool = $4"
-    with connection(root) as con:
+    with connection(root, snapshot=snapshot) as con:
         long = con.execute(f"""
             SELECT stimulus, unit, activation FROM activations
             WHERE {where} AND ($5::INTEGER[] IS NULL OR list_contains($5, unit))

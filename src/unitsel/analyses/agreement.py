@@ -29,6 +29,7 @@ import polars as pl
 
 from unitsel import wordnet
 from unitsel.errors import InputError
+from unitsel.lake import current_snapshot
 from unitsel.schema import (
     ANNOTATION_AGREEMENT,
     ANNOTATION_COVERAGE,
@@ -237,7 +238,8 @@ def explanation_summaries(ann: pl.DataFrame) -> pl.DataFrame:
 
 def run_agreement(root: Path, study_id: str) -> dict[str, pl.DataFrame]:
     """Compute every agreement table of a study and write (replace) them."""
-    ann = scan(ANNOTATIONS, root).filter(study_id=study_id).collect()
+    snapshot = current_snapshot(root)  # every read and the results pin it
+    ann = scan(ANNOTATIONS, root, snapshot=snapshot).filter(study_id=study_id).collect()
     if ann.is_empty():
         raise InputError(f"no annotations in study {study_id!r}; ingest them with "
                          "`unitsel ingest annotations`")
@@ -258,9 +260,9 @@ def run_agreement(root: Path, study_id: str) -> dict[str, pl.DataFrame]:
         NAMING_COUNTS: naming_counts(ann),
         EXPLANATION_SUMMARIES: explanation_summaries(ann),
     }
-    with Transaction(root) as tx:
+    with Transaction(root, snapshot=snapshot) as tx:
         for t, frame in tables.items():
-            tables[t] = frame.with_columns(study_id=pl.lit(study_id)).select(t.column_names)
+            tables[t] = frame.with_columns(study_id=pl.lit(study_id)).select(t.written_columns)
             tx.write(tables[t], t)
     return {t.name: frame for t, frame in tables.items()}
 

@@ -18,6 +18,7 @@ from unitsel import wordnet
 from unitsel.analyses.distances import distance_matrix
 from unitsel.analyses.semantics import concept_set_frame
 from unitsel.errors import InputError
+from unitsel.lake import current_snapshot
 from unitsel.schema import UNIT_ATLAS
 from unitsel.warehouse import Transaction
 
@@ -46,11 +47,13 @@ def umap_coordinates(matrix: np.ndarray, seed: int = 0) -> np.ndarray:
 def run_atlas(root: Path, model_id: str, stimulus_set: str, layer: str, pool: str, measure: str,
               concept_set: str | None = None, depth: int = 6, seed: int = 0) -> pl.DataFrame:
     """Write (replace) the atlas of one stored functional measure."""
-    setting, matrix = distance_matrix(root, model_id, stimulus_set, layer, pool, measure)
+    snapshot = current_snapshot(root)  # every read and the results pin it
+    setting, matrix = distance_matrix(root, model_id, stimulus_set, layer, pool, measure,
+                                      snapshot=snapshot)
     n = matrix.shape[0]
     wnids: list[str | None] = [None] * n
     if concept_set is not None:
-        concepts = concept_set_frame(root, concept_set)
+        concepts = concept_set_frame(root, concept_set, snapshot=snapshot)
         if concepts.height != n:
             raise InputError(f"concept set {concept_set!r} has {concepts.height} concepts but "
                              f"{layer} has {n} units")
@@ -64,6 +67,6 @@ def run_atlas(root: Path, model_id: str, stimulus_set: str, layer: str, pool: st
         "hypernym": pl.Series([None if w is None else hypernym(w, depth) for w in wnids],
                               dtype=pl.String),
     })
-    with Transaction(root) as tx:
+    with Transaction(root, snapshot=snapshot) as tx:
         tx.write(result, UNIT_ATLAS)
     return result

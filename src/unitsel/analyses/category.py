@@ -19,10 +19,11 @@ METRICS = {
 
 
 def category_metrics(root: Path, model_id: str, stimulus_set: str, category: str,
-                     layer: str | None = None, pool: str | None = None) -> pl.DataFrame:
+                     layer: str | None = None, pool: str | None = None,
+                         snapshot: int | None = None) -> pl.DataFrame:
     """`category_selectivity` rows for one model (optionally one layer and pool); an error
     naming what exists when nothing matches."""
-    with connection(root) as con:
+    with connection(root, snapshot=snapshot) as con:
         frame = con.execute(
             "SELECT * FROM category_selectivity($set, $category, model_name := $model, "
             "layer_name := $layer, pool_name := $pool)",

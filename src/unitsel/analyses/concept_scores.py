@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from unitsel.adapters.encoders import TextEncoder
 from unitsel.errors import InputError
+from unitsel.lake import current_snapshot
 from unitsel.schema import CONCEPT_EVALUATION, CONCEPT_SCORES, IMAGE_EMBEDDINGS, TEXT_EMBEDDINGS
 from unitsel.warehouse import Transaction, connection, scan
 
@@ -78,16 +79,20 @@ def run_concept_scores(root: Path, model_id: str, stimulus_set: str, layer: str,
                        alpha: float = 0.95, template: str = "a photo of a", keep: int = 5,
                        group: int = 64, progress: bool = True) -> pl.DataFrame:
     """Score every unit of a layer against a concept set; write (replace) the partition."""
-    texts = scan(TEXT_EMBEDDINGS, root).filter(encoder=encoder, concept_set=concept_set) \
+    snapshot = current_snapshot(root)  # every read and the results pin it
+    texts = scan(TEXT_EMBEDDINGS, root, snapshot=snapshot).filter(encoder=encoder,
+                                                                  concept_set=concept_set) \
         .sort("concept").collect()
-    base = scan(TEXT_EMBEDDINGS, root).filter(encoder=encoder, concept_set=TEMPLATE_SET,
+    base = scan(TEXT_EMBEDDINGS, root, snapshot=snapshot).filter(encoder=encoder,
+                                                                 concept_set=TEMPLATE_SET,
                                               concept=template).collect()
     if texts.is_empty() or base.is_empty():
         raise InputError(f"no {encoder} text embeddings of concept set {concept_set!r} and "
                          f"template {template!r}; embed them with `unitsel ingest texts`")
-    images = scan(IMAGE_EMBEDDINGS, root).filter(encoder=encoder, stimulus_set=stimulus_set,
+    images = scan(IMAGE_EMBEDDINGS, root, snapshot=snapshot).filter(encoder=encoder,
+                                                                    stimulus_set=stimulus_set,
                                                   crop=crop).collect()
-    with connection(root) as con:
+    with connection(root, snapshot=snapshot) as con:
         top = con.execute(
             "SELECT unit, list(stimulus ORDER BY rank) AS stimuli FROM unit_top WHERE "
             "model_id = $1 AND stimulus_set = $2 AND layer = $3 AND pool = $4 AND "
@@ -119,8 +124,8 @@ def run_concept_scores(root: Path, model_id: str, stimulus_set: str, layer: str,
         model_id=pl.lit(model_id), stimulus_set=pl.lit(stimulus_set), layer=pl.lit(layer),
         pool=pl.lit(pool), encoder=pl.lit(encoder), crop=pl.lit(crop),
         similarity=pl.lit(similarity), concept_set=pl.lit(concept_set))
-    with Transaction(root) as tx:
-        tx.write(result.select(CONCEPT_SCORES.column_names), CONCEPT_SCORES)
+    with Transaction(root, snapshot=snapshot) as tx:
+        tx.write(result.select(CONCEPT_SCORES.written_columns), CONCEPT_SCORES)
     return result
 
 
@@ -145,10 +150,12 @@ def run_evaluation(root: Path, model_id: str, stimulus_set: str, layer: str, poo
                    label_set: str, eval_encoder: TextEncoder) -> pl.DataFrame:
     """Evaluate stored concept scores of output units (unit i = class index i of `label_set`,
     whose lemmas with spaces are the label texts); write (replace) the row."""
+    snapshot = current_snapshot(root)  # every read and the results pin it
     from unitsel.analyses.semantics import concept_set_frame
 
-    labels = [n.replace("_", " ") for n in concept_set_frame(root, label_set)["name"]]
-    chosen = (scan(CONCEPT_SCORES, root)
+    labels = [n.replace("_", " ") for n in concept_set_frame(root, label_set,
+                                                             snapshot=snapshot)["name"]]
+    chosen = (scan(CONCEPT_SCORES, root, snapshot=snapshot)
               .filter(model_id=model_id, stimulus_set=stimulus_set, layer=layer, pool=pool,
                       encoder=encoder, crop=crop, similarity=similarity,
                       concept_set=concept_set, is_concept=True)
@@ -162,6 +169,6 @@ def run_evaluation(root: Path, model_id: str, stimulus_set: str, layer: str, poo
         "model_id": model_id, "stimulus_set": stimulus_set, "layer": layer, "pool": pool,
         "encoder": encoder, "crop": crop, "similarity": similarity, "concept_set": concept_set,
         "eval_encoder": eval_encoder.name, "n_units": chosen.height, **row}])
-    with Transaction(root) as tx:
+    with Transaction(root, snapshot=snapshot) as tx:
         tx.write(result, CONCEPT_EVALUATION)
     return result

@@ -14,20 +14,20 @@ from pathlib import Path
 import polars as pl
 
 from unitsel.analyses.category import METRICS, category_metrics
+from unitsel.lake import current_snapshot
 from unitsel.schema import LESIONS, METRIC_CONSISTENCY
 from unitsel.warehouse import Transaction, scan
 
 KEYS = ["layer", "pool", "unit"]
 
 
-def _lesion_effects(root: Path, model_id: str, units: pl.DataFrame) -> pl.DataFrame:
+def _lesion_effects(root: Path, model_id: str, units: pl.DataFrame,
+                    snapshot: int | None = None) -> pl.DataFrame:
     """Long frame layer, pool, unit, metric, value with value = baseline - lesioned (the drop).
     A layer's lesions match every pool whose unit count equals the number of lesioned units:
     channels match the kernel pools, flat units pool 'none'."""
-    if not (Path(root) / LESIONS.name).exists():
-        return pl.DataFrame(schema={"layer": pl.String, "pool": pl.String, "unit": pl.Int32,
-                                    "metric": pl.String, "value": pl.Float64})
-    lesions = (scan(LESIONS, root).filter(pl.col("model_id") == model_id).collect()
+    lesions = (scan(LESIONS, root, snapshot=snapshot)
+               .filter(pl.col("model_id") == model_id).collect()
                .with_columns(metric="lesion:" + pl.col("task"),
                              value=pl.col("baseline") - pl.col("lesioned"))
                .with_columns(n_lesioned=pl.len().over("layer", "metric")))
@@ -37,14 +37,15 @@ def _lesion_effects(root: Path, model_id: str, units: pl.DataFrame) -> pl.DataFr
             .select("layer", "pool", "unit", "metric", "value"))
 
 
-def metric_values(root: Path, model_id: str, stimulus_set: str, category: str) -> pl.DataFrame:
+def metric_values(root: Path, model_id: str, stimulus_set: str, category: str,
+                  snapshot: int | None = None) -> pl.DataFrame:
     """Every unit's value of every metric, long: layer, pool, unit, metric, value."""
-    units = category_metrics(root, model_id, stimulus_set, category)
+    units = category_metrics(root, model_id, stimulus_set, category, snapshot=snapshot)
     long = pl.concat([
         units.select(*KEYS, metric=pl.lit(name), value=pl.col(column))
         for name, (column, _) in METRICS.items()
     ])
-    return pl.concat([long, _lesion_effects(root, model_id, units)])
+    return pl.concat([long, _lesion_effects(root, model_id, units, snapshot=snapshot)])
 
 
 def pairwise_spearman(values: pl.DataFrame) -> pl.DataFrame:
@@ -67,9 +68,11 @@ def pairwise_spearman(values: pl.DataFrame) -> pl.DataFrame:
 
 def run_consistency(root: Path, model_id: str, stimulus_set: str, category: str) -> pl.DataFrame:
     """Compute and write `metric_consistency` for one model, stimulus set and category."""
-    result = pairwise_spearman(metric_values(root, model_id, stimulus_set, category))
+    snapshot = current_snapshot(root)  # every read and the results pin it
+    result = pairwise_spearman(metric_values(root, model_id, stimulus_set, category,
+                                             snapshot=snapshot))
     result = result.with_columns(model_id=pl.lit(model_id), stimulus_set=pl.lit(stimulus_set),
                                  category=pl.lit(category))
-    with Transaction(root) as tx:
-        tx.write(result.select(METRIC_CONSISTENCY.column_names), METRIC_CONSISTENCY)
+    with Transaction(root, snapshot=snapshot) as tx:
+        tx.write(result.select(METRIC_CONSISTENCY.written_columns), METRIC_CONSISTENCY)
     return result

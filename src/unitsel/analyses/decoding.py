@@ -16,6 +16,7 @@ from tqdm import tqdm
 from unitsel.analyses.activations import activation_matrix
 from unitsel.analyses.category import METRICS, category_metrics
 from unitsel.errors import InputError
+from unitsel.lake import current_snapshot
 from unitsel.schema import DECODING
 from unitsel.warehouse import Transaction
 
@@ -72,14 +73,15 @@ def run_decoding(root: Path, model_id: str, stimulus_set: str, category: str, la
                  progress: bool = True) -> pl.DataFrame:
     """Select units on `stimulus_set`, decode `decode_set`'s labels (default the same set) and
     write the `decoding` rows of this selection."""
+    snapshot = current_snapshot(root)  # every read and the results pin it
     decode_set = decode_set or stimulus_set
     unknown = set(cv) - set(CV_SCHEMES)
     if unknown:
         raise InputError(f"unknown cross-validation {sorted(unknown)}; use {CV_SCHEMES}")
-    units = category_metrics(root, model_id, stimulus_set, category, layer, pool)
+    units = category_metrics(root, model_id, stimulus_set, category, layer, pool, snapshot=snapshot)
     n, chosen = top_units(units, n_units, seed)
     needed = sorted({u for us in chosen.values() for u in us})
-    x_all, y = activation_matrix(root, model_id, decode_set, layer, pool, needed)
+    x_all, y = activation_matrix(root, model_id, decode_set, layer, pool, needed, snapshot=snapshot)
     column = {u: i for i, u in enumerate(needed)}
     _, counts = np.unique(y, return_counts=True)
     if counts.min() < 2:
@@ -96,6 +98,6 @@ def run_decoding(root: Path, model_id: str, stimulus_set: str, category: str, la
         model_id=pl.lit(model_id), stimulus_set=pl.lit(stimulus_set), category=pl.lit(category),
         layer=pl.lit(layer), pool=pl.lit(pool), decode_set=pl.lit(decode_set),
         chance=pl.lit(counts.max() / counts.sum()))
-    with Transaction(root) as tx:
-        tx.write(result.select(DECODING.column_names), DECODING)
+    with Transaction(root, snapshot=snapshot) as tx:
+        tx.write(result.select(DECODING.written_columns), DECODING)
     return result

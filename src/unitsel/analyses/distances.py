@@ -29,6 +29,7 @@ import scipy.stats
 
 from unitsel.analyses.activations import activation_matrix
 from unitsel.errors import InputError
+from unitsel.lake import current_snapshot
 from unitsel.schema import AMS, AMS_ACTIVATIONS, UNIT_DISTANCES
 from unitsel.warehouse import Transaction, scan
 
@@ -114,9 +115,10 @@ def square(a: np.ndarray, b: np.ndarray, values: np.ndarray, n: int) -> np.ndarr
     return matrix
 
 
-def synthetic_mu(root: Path, model_id: str, layer: str, pool: str) -> tuple[str, np.ndarray]:
+def synthetic_mu(root: Path, model_id: str, layer: str, pool: str,
+                 snapshot: int | None = None) -> tuple[str, np.ndarray]:
     """The s-AMS setting and mu of a layer, from `ams_activations`."""
-    rows = (scan(AMS_ACTIVATIONS, root)
+    rows = (scan(AMS_ACTIVATIONS, root, snapshot=snapshot)
             .filter(model_id=model_id, stimulus_set=SYNTHETIC, layer=layer, pool=pool)
             .sort("ams_unit", "unit").collect())
     if rows.is_empty():
@@ -127,9 +129,9 @@ def synthetic_mu(root: Path, model_id: str, layer: str, pool: str) -> tuple[str,
 
 
 def distance_matrix(root: Path, model_id: str, stimulus_set: str, layer: str, pool: str,
-                    measure: str) -> tuple[str, np.ndarray]:
+                    measure: str, snapshot: int | None = None) -> tuple[str, np.ndarray]:
     """The setting and square matrix of one stored functional measure."""
-    rows = (scan(UNIT_DISTANCES, root)
+    rows = (scan(UNIT_DISTANCES, root, snapshot=snapshot)
             .filter(model_id=model_id, stimulus_set=stimulus_set, layer=layer, pool=pool,
                     measure=measure).collect())
     if rows.is_empty():
@@ -160,13 +162,14 @@ def run_unit_distances(root: Path, model_id: str, stimulus_set: str, layer: str,
                        n: int = 50, d: int = 200, seed: int = 0) -> pl.DataFrame:
     """Compute and write (replace) the requested measures; EA_n also writes its n-AMS and mu.
     EA_s measures are written under stimulus set 'synthetic'. Returns the rows written."""
+    snapshot = current_snapshot(root)  # every read and the results pin it
     unknown = set(measures) - set(MEASURES)
     if unknown or not measures:
         raise InputError(f"unknown functional measures {sorted(unknown)}; use {list(MEASURES)}")
     frames = []
-    with Transaction(root) as tx:
+    with Transaction(root, snapshot=snapshot) as tx:
         if set(measures) - set(EA_S):
-            x, _ = activation_matrix(root, model_id, stimulus_set, layer, pool)
+            x, _ = activation_matrix(root, model_id, stimulus_set, layer, pool, snapshot=snapshot)
         for measure in (m for m in measures if m in DATA_MEASURES):
             setting = f"p={p:g}" if measure == "minkowski" else ""
             frames.append(pl.DataFrame(pair_rows(data_distances(x, measure, p)))
@@ -191,13 +194,13 @@ def run_unit_distances(root: Path, model_id: str, stimulus_set: str, layer: str,
                                mu_frame(setting, mu))
             ea_jobs += [(m, stimulus_set, setting, mu) for m in EA_N if m in measures]
         if set(measures) & set(EA_S):
-            setting, mu_s = synthetic_mu(root, model_id, layer, pool)
+            setting, mu_s = synthetic_mu(root, model_id, layer, pool, snapshot=snapshot)
             ea_jobs += [(m, SYNTHETIC, setting, mu_s) for m in EA_S if m in measures]
         for measure, source_set, setting, mu in ea_jobs:
             frames.append(pl.DataFrame(pair_rows(ea_distances(mu, measure.rsplit("_", 1)[1])))
                           .with_columns(measure=pl.lit(measure), setting=pl.lit(setting),
                                         **{k: pl.lit(v) for k, v in _partition(
                                             model_id, source_set, layer, pool).items()}))
-        result = pl.concat([f.select(UNIT_DISTANCES.column_names) for f in frames])
+        result = pl.concat([f.select(UNIT_DISTANCES.written_columns) for f in frames])
         tx.write(result, UNIT_DISTANCES)
     return result

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from unitsel.analyses.distances import square
 from unitsel.analyses.semantics import concept_set_frame
 from unitsel.errors import InputError
+from unitsel.lake import current_snapshot
 from unitsel.schema import MANTEL_RESULTS, SEMANTIC_DISTANCES, UNIT_DISTANCES
 from unitsel.warehouse import Transaction, scan
 
@@ -56,11 +57,12 @@ def _mantel_job(args: tuple[np.ndarray, np.ndarray, str, int, str, int]
 
 
 def baseline_matrices(root: Path, concept_set: str, conversion: str,
-                      baselines: tuple[str, ...] | None) -> dict[str, np.ndarray]:
+                      baselines: tuple[str, ...] | None, snapshot: int | None = None) -> dict[str,
+                                                                                              np.ndarray]:
     """Each semantic baseline of a concept set as a matrix in class-index order."""
-    concepts = concept_set_frame(root, concept_set)
+    concepts = concept_set_frame(root, concept_set, snapshot=snapshot)
     index = dict(zip(concepts["wnid"], concepts["class_index"], strict=True))
-    pairs = (scan(SEMANTIC_DISTANCES, root).filter(concept_set=concept_set)
+    pairs = (scan(SEMANTIC_DISTANCES, root, snapshot=snapshot).filter(concept_set=concept_set)
              .select("measure", "wnid_a", "wnid_b", conversion).collect())
     found = sorted(pairs["measure"].unique())
     wanted = list(baselines) if baselines else found
@@ -85,13 +87,14 @@ def run_mantel(root: Path, concept_set: str, model_ids: tuple[str, ...], layer: 
                progress: bool = True) -> pl.DataFrame:
     """Run every (functional measure x baseline) test of the models' layer; write (replace)
     each tested functional measure's rows."""
+    snapshot = current_snapshot(root)  # every read and the results pin it
     for value, allowed in ((method, METHODS), (alternative, ALTERNATIVES),
                            (conversion, CONVERSIONS)):
         if value not in allowed:
             raise InputError(f"{value!r} is not one of {list(allowed)}")
-    semantic = baseline_matrices(root, concept_set, conversion, baselines)
+    semantic = baseline_matrices(root, concept_set, conversion, baselines, snapshot=snapshot)
     n = next(iter(semantic.values())).shape[0]
-    functional = (scan(UNIT_DISTANCES, root)
+    functional = (scan(UNIT_DISTANCES, root, snapshot=snapshot)
                   .filter(pl.col("model_id").is_in(model_ids), layer=layer, pool=pool)
                   .filter(pl.col("measure").is_in(measures) if measures else pl.lit(True)))
     keys = ["model_id", "stimulus_set", "layer", "pool", "measure", "setting"]
@@ -129,6 +132,6 @@ def run_mantel(root: Path, concept_set: str, model_ids: tuple[str, ...], layer: 
                "r": r, "p": p, "n": count}
         for row, (r, p, count) in zip(rows, outcomes, strict=True)
     ], schema_overrides={"r": pl.Float64, "p": pl.Float64})
-    with Transaction(root) as tx:
-        tx.write(result.select(MANTEL_RESULTS.column_names), MANTEL_RESULTS)
+    with Transaction(root, snapshot=snapshot) as tx:
+        tx.write(result.select(MANTEL_RESULTS.written_columns), MANTEL_RESULTS)
     return result

@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from unitsel.analyses.distances import distance_matrix
 from unitsel.errors import InputError
+from unitsel.lake import current_snapshot
 from unitsel.schema import OUTLIER_AUC, UNIT_OUTLIERS
 from unitsel.warehouse import Transaction
 
@@ -76,7 +77,9 @@ def run_outliers(root: Path, model_id: str, stimulus_set: str, layer: str, pool:
                  repeats: int = 100, seed: int = 0, progress: bool = True) -> pl.DataFrame:
     """Score every unit with each detector; with `truth` (true outlier units) also write the
     detectors' AUC. Re-running replaces the measure's rows."""
-    setting, matrix = distance_matrix(root, model_id, stimulus_set, layer, pool, measure)
+    snapshot = current_snapshot(root)  # every read and the results pin it
+    setting, matrix = distance_matrix(root, model_id, stimulus_set, layer, pool, measure,
+                                      snapshot=snapshot)
     n = matrix.shape[0]
     frames, aucs = [], []
     flags = None
@@ -98,11 +101,11 @@ def run_outliers(root: Path, model_id: str, stimulus_set: str, layer: str, pool:
     keys = {"model_id": model_id, "stimulus_set": stimulus_set, "layer": layer, "pool": pool,
             "measure": measure, "setting": setting, "contamination": contamination}
     result = pl.concat(frames).with_columns(**{k: pl.lit(v) for k, v in keys.items()})
-    with Transaction(root) as tx:
-        tx.write(result.select(UNIT_OUTLIERS.column_names), UNIT_OUTLIERS)
+    with Transaction(root, snapshot=snapshot) as tx:
+        tx.write(result.select(UNIT_OUTLIERS.written_columns), UNIT_OUTLIERS)
         if aucs:
             tx.write(pl.DataFrame(aucs, schema_overrides={"n_outliers": pl.Int32,
                                                           "repeats": pl.Int32})
                      .with_columns(**{k: pl.lit(v) for k, v in keys.items()})
-                     .select(OUTLIER_AUC.column_names), OUTLIER_AUC)
+                     .select(OUTLIER_AUC.written_columns), OUTLIER_AUC)
     return result

@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from unitsel import wordnet
 from unitsel.errors import InputError
+from unitsel.lake import current_snapshot
 from unitsel.schema import CONCEPTS, SEMANTIC_DISTANCES
 from unitsel.warehouse import Transaction, scan
 
@@ -206,9 +207,9 @@ def pair_frame(concept_set: str, measure: str, wnids: list[str], sims: np.ndarra
     })
 
 
-def concept_set_frame(root: Path, concept_set: str) -> pl.DataFrame:
+def concept_set_frame(root: Path, concept_set: str, snapshot: int | None = None) -> pl.DataFrame:
     """The concepts of a set in class-index order, or an error naming how to ingest it."""
-    frame = (scan(CONCEPTS, root).filter(pl.col("concept_set") == concept_set)
+    frame = (scan(CONCEPTS, root, snapshot=snapshot).filter(pl.col("concept_set") == concept_set)
              .sort("class_index").collect())
     if frame.is_empty():
         raise InputError(f"no concept set {concept_set!r}; ingest it with "
@@ -224,10 +225,11 @@ def run_semantic_distances(root: Path, concept_set: str, measures: tuple[str, ..
                            vectors: KeyedVectors | None = None, vectors_source: str | None = None,
                            progress: bool = True) -> pl.DataFrame:
     """Compute and write (replace) the requested measures for a concept set."""
+    snapshot = current_snapshot(root)  # every read and the results pin it
     unknown = set(measures) - set(MEASURES)
     if unknown or not measures:
         raise InputError(f"unknown semantic measures {sorted(unknown)}; use {list(MEASURES)}")
-    concepts = concept_set_frame(root, concept_set)
+    concepts = concept_set_frame(root, concept_set, snapshot=snapshot)
     wnids = concepts["wnid"].to_list()
     frames = []
     for measure in measures:
@@ -242,6 +244,6 @@ def run_semantic_distances(root: Path, concept_set: str, measures: tuple[str, ..
             source = WORDNET_SOURCE
         frames.append(pair_frame(concept_set, measure, wnids, sims, source))
     result = pl.concat(frames)
-    with Transaction(root) as tx:
+    with Transaction(root, snapshot=snapshot) as tx:
         tx.write(result, SEMANTIC_DISTANCES)
     return result

@@ -1,0 +1,60 @@
+"""`unitsel migrate`: convert a warehouse of the old layout (one Parquet file per partition at
+`<root>/<table>/<key>=<value>/…/data.parquet`) into the DuckLake layout, once.
+
+The old table folders are first moved aside into `<root>/.old-layout/`, then every partition
+is copied into the lake in one commit (the summaries are rebuilt in it from the activations),
+and only then is the old copy deleted. A migration that is interrupted is finished by running
+it again: the old copy is still there, and re-writing a partition replaces it.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from urllib.parse import unquote
+
+import polars as pl
+from tqdm import tqdm
+
+from unitsel.schema import TABLES, Table
+
+OLD = ".old-layout"
+# Derived tables are rebuilt from the activations in the same commit, not copied.
+_REBUILT = {"class_stats", "unit_top", "unit_summaries", "summary_builds"}
+
+
+def _old_files(old: Path, t: Table) -> list[tuple[dict[str, str], Path]]:
+    depth = "/".join("*" for _ in t.partition_by)
+    found = []
+    for path in sorted((old / t.name).glob(f"{depth}/*.parquet")):
+        parts = path.relative_to(old / t.name).parts[:-1]
+        values = {part.split("=", 1)[0]: unquote(part.split("=", 1)[1]) for part in parts}
+        if "__empty__" not in values.values():  # the old layout's zero-row seed files
+            found.append((values, path))
+    return found
+
+
+def migrate(root: Path) -> dict[str, int]:
+    """Copy every partition of the old layout into the lake in one commit; returns the rows
+    copied per table. A root already in the new layout is left as it is."""
+    from unitsel.warehouse import Transaction
+
+    root = Path(root)
+    old = root / OLD
+    old.mkdir(parents=True, exist_ok=True)
+    for t in TABLES.values():
+        if (root / t.name).is_dir():
+            shutil.rmtree(old / t.name, ignore_errors=True)
+            (root / t.name).rename(old / t.name)
+    shutil.rmtree(root / ".staging", ignore_errors=True)
+    files = [(t, values, path) for t in TABLES.values() if t.name not in _REBUILT
+             for values, path in _old_files(old, t)]
+    with Transaction(root) as tx:
+        for t, values, path in tqdm(files, desc="migrate", unit="partition"):
+            frame = pl.read_parquet(path)
+            if "snapshot_id" in t.column_names and "snapshot_id" not in frame.columns:
+                # Computed before the warehouse had snapshots.
+                frame = frame.with_columns(snapshot_id=pl.lit(None, pl.Int64()))
+            tx.write_partition(t, values, frame, path)
+    shutil.rmtree(old)
+    return dict(tx.rows_written)
