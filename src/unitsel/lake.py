@@ -192,7 +192,8 @@ GUARD = "commit_guard"
 
 
 def _refuse_old_layout(root: Path) -> None:
-    old = [t.name for t in TABLES.values() if (root / t.name).is_dir()]
+    old = [t.name for t in TABLES.values()
+           if any((root / t.name).glob(f"{t.partition_by[0]}=*"))]
     if old:
         raise InputError(f"{root} holds a warehouse of the old layout (folders {old[:3]}…); "
                          f"convert it once with `unitsel migrate --root {root}`")

@@ -9,6 +9,7 @@ it again: the old copy is still there, and re-writing a partition replaces it.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from pathlib import Path
 from urllib.parse import unquote
@@ -43,9 +44,12 @@ def migrate(root: Path) -> dict[str, int]:
     old = root / OLD
     old.mkdir(parents=True, exist_ok=True)
     for t in TABLES.values():
-        if (root / t.name).is_dir():
-            shutil.rmtree(old / t.name, ignore_errors=True)
-            (root / t.name).rename(old / t.name)
+        for folder in (root / t.name).glob(f"{t.partition_by[0]}=*"):
+            (old / t.name).mkdir(exist_ok=True)
+            shutil.rmtree(old / t.name / folder.name, ignore_errors=True)
+            folder.rename(old / t.name / folder.name)
+        with contextlib.suppress(OSError):
+            (root / t.name).rmdir()  # unless other files live there (study packages)
     shutil.rmtree(root / ".staging", ignore_errors=True)
     files = [(t, values, path) for t in TABLES.values() if t.name not in _REBUILT
              for values, path in _old_files(old, t)]

@@ -1,0 +1,80 @@
+"""Where per-file work runs: in this process, on a local Dask cluster, or on a cluster you
+started (`--scheduler ADDRESS` / `$UNITSEL_SCHEDULER`, e.g. dask-jobqueue on Slurm).
+
+Work is a list of independent tasks, each a module-level function and its arguments (a data
+file to summarise, a partition to analyse). Workers read and write files under the warehouse
+root, so every worker must see the root at the same path (a shared filesystem); they never
+touch the catalog: the job that submitted the tasks commits what they wrote, once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
+
+from tqdm import tqdm
+
+SCHEDULER_ENV = "UNITSEL_SCHEDULER"
+# Below this much work a local cluster costs more to start (seconds) than it saves.
+LOCAL_CLUSTER_ROWS = 200_000_000
+T = TypeVar("T")
+
+
+class Runner:
+    """Runs tasks one after the other in this process."""
+
+    name = "this process"
+
+    def map(self, function: Callable[..., T], tasks: Sequence[tuple[Any, ...]], *,
+            desc: str, unit: str) -> list[T]:
+        """`function(*task)` for every task, in order, with a progress bar."""
+        bar = tqdm(total=len(tasks), desc=desc, unit=unit, disable=len(tasks) < 2)
+        results = []
+        for task in tasks:
+            results.append(function(*task))
+            bar.update()
+        bar.close()
+        return results
+
+
+class DaskRunner(Runner):
+    """Runs tasks on a Dask cluster's workers."""
+
+    def __init__(self, client: Any, name: str) -> None:
+        self.client = client
+        self.name = name
+
+    def map(self, function: Callable[..., T], tasks: Sequence[tuple[Any, ...]], *,
+            desc: str, unit: str) -> list[T]:
+        from distributed import as_completed
+
+        futures = [self.client.submit(function, *task, pure=False) for task in tasks]
+        with tqdm(total=len(tasks), desc=f"{desc} ({self.name})", unit=unit) as bar:
+            for _ in as_completed(futures):
+                bar.update()
+        return list(self.client.gather(futures))
+
+
+@contextlib.contextmanager
+def runner(scheduler: str | None = None, *, rows: int = 0) -> Iterator[Runner]:
+    """The runner for `rows` of work: the given (or `$UNITSEL_SCHEDULER`) Dask scheduler;
+    else a local cluster of one single-threaded worker process per core when the work is big
+    enough to pay for starting it; else this process."""
+    address = scheduler or os.environ.get(SCHEDULER_ENV)
+    if address:
+        from distributed import Client
+
+        with Client(address) as client:
+            yield DaskRunner(client, f"scheduler {address}")
+        return
+    cores = os.cpu_count() or 1
+    if rows < LOCAL_CLUSTER_ROWS or cores < 2:
+        yield Runner()
+        return
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=cores, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        yield DaskRunner(client, f"local cluster, {cores} workers")
