@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import click
 
+from unitsel.cli import scheduler_option
+
 
 @click.group()
+@scheduler_option
 def ingest() -> None:
     """Write activations, labels and predictions into the warehouse."""
 

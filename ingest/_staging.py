@@ -58,24 +58,43 @@ def stage_layers(tx: Transaction, model_id: str, infos: Iterable[LayerInfo]) -> 
 
 def stage_predictions(tx: Transaction, model_id: str, stimulus_set: str, labels: pl.DataFrame,
                       predicted: list[str | None], is_correct: Iterable[bool]) -> None:
-    tx.write(pl.DataFrame({
-        "model_id": model_id, "stimulus_set": stimulus_set,
+    """Stage the model's predictions on the set, unless they are already exactly these (then
+    the summaries derived from them stay as they are)."""
+    frame = pl.DataFrame({
         "stimulus": labels["stimulus"], "predicted_label": pl.Series(predicted, dtype=pl.String),
         "is_correct": pl.Series(list(is_correct), dtype=pl.Boolean),
-    }), "predictions")
+    })
+    existing = read_partition("predictions", {"model_id": model_id, "stimulus_set": stimulus_set},
+                              tx.root)
+    if existing is not None and existing.sort("stimulus").equals(
+            frame.cast(existing.schema).sort("stimulus")):
+        return
+    tx.write(frame.with_columns(model_id=pl.lit(model_id), stimulus_set=pl.lit(stimulus_set)),
+             "predictions")
+
+
+# Rows per activations data file: each file is a block of units with all their stimuli, the
+# unit of work of the summaries, so this bounds their memory (about 100 bytes a row).
+FILE_ROWS = 8_000_000
 
 
 class ActivationSink:
-    """Streams (layer, pool, first stimulus, block) into activations partitions."""
+    """Streams (layer, pool, first stimulus, stimuli x units block) into activations
+    partitions, each split into data files of whole units (at most FILE_ROWS rows)."""
 
-    def __init__(self, tx: Transaction, model_id: str, stimulus_set: str, source: object):
+    def __init__(self, tx: Transaction, model_id: str, stimulus_set: str, source: object,
+                 n_stimuli: int):
         self.tx, self.model_id, self.stimulus_set, self.source = tx, model_id, stimulus_set, source
+        self.units_per_file = max(1, FILE_ROWS // max(1, n_stimuli))
 
     def __call__(self, layer: str, pool: str, first: int, block: np.ndarray) -> None:
         keys = {"model_id": self.model_id, "stimulus_set": self.stimulus_set,
                 "layer": layer, "pool": pool}
-        self.tx.write_partition("activations", keys, long_frame(block, first, self.source),
-                                self.source)
+        for index, start in enumerate(range(0, block.shape[1], self.units_per_file)):
+            units = block[:, start:start + self.units_per_file]
+            self.tx.write_partition("activations", keys,
+                                    long_frame(units, first, self.source, start),
+                                    self.source, block=index)
 
 
 def summary_line(tx: Transaction, root: Path) -> str:

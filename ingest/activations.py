@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -22,7 +24,13 @@ from ingest._staging import (
 from unitsel import Transaction
 from unitsel.adapters import images
 from unitsel.adapters.labels import read_labels
-from unitsel.adapters.torch_model import KERNEL_POOLS, load_model, record, weights_sha256
+from unitsel.adapters.torch_model import (
+    KERNEL_POOLS,
+    LayerInfo,
+    load_model,
+    record,
+    weights_sha256,
+)
 from unitsel.cli import root_option
 from unitsel.errors import InputError
 
@@ -47,7 +55,7 @@ def ingest_model(
     source: str,
     class_names: Sequence[str] | None = None,
     layers: Sequence[str] | None = None,
-    pools: Sequence[str] = ("none", *KERNEL_POOLS),
+    pools: Sequence[str] = KERNEL_POOLS,
     batch_size: int = 64,
     device: str = "cpu",
     replace_stimuli: bool = False,
@@ -57,12 +65,21 @@ def ingest_model(
     stimulus order) and write activations, layers, stimuli, the model's provenance and, when
     `class_names` maps output indices to labels, its predictions. All or nothing."""
     n = labels.height
-    batches = stimuli.split(batch_size) if _is_tensor(stimuli) else stimuli  # type: ignore[union-attr]
+    batches = iter(stimuli.split(batch_size) if _is_tensor(stimuli) else stimuli)  # type: ignore[union-attr]
+    first = next(batches, None)
+    if first is None:
+        raise InputError("no stimuli to record")
+    if progress:
+        # One stimulus through the model first: what each layer and pool will write.
+        probe = record(model, [first[:1]], lambda *block: None, layers=layers, pools=pools,
+                       device=device)
+        print(preflight(probe.layers.values(), n), file=sys.stderr, flush=True)
+    batches = itertools.chain([first], batches)
     with Transaction(root) as tx:
         stage_stimuli(tx, stimulus_set, labels, source, replace_stimuli)
         progress_bar = tqdm(batches, total=-(-n // batch_size), desc=model_id, unit="batch",
                             disable=not progress)
-        rec = record(model, progress_bar, ActivationSink(tx, model_id, stimulus_set, source),
+        rec = record(model, progress_bar, ActivationSink(tx, model_id, stimulus_set, source, n),
                      layers=layers, pools=pools, device=device)
         if rec.n_stimuli != n:
             raise InputError(f"the model saw {rec.n_stimuli} stimuli but the labels list {n}")
@@ -81,6 +98,34 @@ def ingest_model(
             stage_predictions(tx, model_id, stimulus_set, labels, predicted,
                               (p == t for p, t in zip(predicted, labels["label"], strict=True)))
     return summary_line(tx, root)
+
+
+# Bytes a stored activation row takes in memory on the way in (unit, stimulus, activation
+# and their share of the partition keys); on disk it is about half.
+ROW_BYTES = 12
+
+
+def preflight(infos: Iterable[LayerInfo], n_stimuli: int) -> str:
+    """The table printed before a forward pass: rows and bytes each layer and pool writes."""
+    infos = list(infos)
+    lines = [f"{'layer':<28} {'pool':<5} {'units':>10} {'rows':>15} {'size':>9}"]
+    total = 0
+    for info in infos:
+        rows = info.n_units * n_stimuli
+        total += rows
+        lines.append(f"{info.layer:<28} {info.pool:<5} {info.n_units:>10,} {rows:>15,} "
+                     f"{_size(rows * ROW_BYTES):>9}")
+    lines.append(f"{'total':<28} {'':<5} {'':>10} {total:>15,} {_size(total * ROW_BYTES):>9}"
+                 " (kernel pools by default; --pools none,... for one unit per element)")
+    return "\n".join(lines)
+
+
+def _size(n_bytes: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n_bytes < 1024:
+            return f"{n_bytes:.0f} {unit}"
+        n_bytes /= 1024
+    return f"{n_bytes:.1f} TiB"
 
 
 def _is_tensor(value: object) -> bool:
@@ -141,8 +186,9 @@ def read_image_stimuli(image_dir: Path, labels_file: Path, image_size: int, resi
 @click.option("--layers", default=None,
               help="Comma-separated module paths (plus output, prob); default every conv and "
                    "linear leaf, the output and prob.")
-@click.option("--pools", default="none,mean,max,l2", show_default=True,
-              help="Comma-separated pools for conv layers.")
+@click.option("--pools", default="mean,max,l2", show_default=True,
+              help="Comma-separated pools for conv layers; add none for one unit per element "
+                   "(rows x H x W: the pre-flight estimate says how many).")
 @click.option("--batch-size", default=64, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--replace-stimuli", is_flag=True, help="Overwrite a stimulus set that differs.")

@@ -49,7 +49,7 @@ def ingest_arrays(
         if labels["is_correct"].null_count() == 0:
             stage_predictions(tx, model_id, stimulus_set, labels,
                               [None] * labels.height, labels["is_correct"])
-        sink = ActivationSink(tx, model_id, stimulus_set, acts)
+        sink = ActivationSink(tx, model_id, stimulus_set, acts, labels.height)
         blocks = arrays.blocks(array)
         total = -(-array.shape[0] // arrays.BLOCK_ROWS)
         for start, block in tqdm(blocks, total=total, desc=f"{layer}", unit="block",

@@ -20,6 +20,7 @@ import polars as pl
 from ingest.activations import ingest_model
 from ingest.sams import ingest_sams
 from unitsel.adapters.feature_vis import Settings
+from unitsel.adapters.torch_model import KERNEL_POOLS
 from unitsel.analyses.atlas import run_atlas
 from unitsel.analyses.distances import MEASURES, SYNTHETIC, run_unit_distances
 from unitsel.analyses.mantel import run_mantel
@@ -169,7 +170,8 @@ def run_demo(root: Path, progress: bool = True) -> list[str]:
             model, x, labels, model_id=model_id, stimulus_set=STIMULUS_SET,
             root=root, architecture="unitsel.demo_cnn", state=state,
             preprocessing=json.dumps(PREPROCESSING, sort_keys=True), source=str(path.resolve()),
-            class_names=CLASSES, layers=LAYERS, batch_size=256, progress=progress,
+            class_names=CLASSES, layers=LAYERS, pools=("none", *KERNEL_POOLS), batch_size=256,
+            progress=progress,
         ))
         models[model_id] = model
     lines += run_semantics(root, models, progress)

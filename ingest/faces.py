@@ -22,7 +22,7 @@ import polars as pl
 from ingest.activations import ingest_model
 from ingest.lesions import ingest_lesions
 from unitsel.adapters import images
-from unitsel.adapters.torch_model import load_model
+from unitsel.adapters.torch_model import KERNEL_POOLS, load_model
 from unitsel.analyses.consistency import run_consistency
 from unitsel.analyses.decoding import run_decoding
 from unitsel.errors import InputError
@@ -91,7 +91,7 @@ def run_faces(root: Path, progress: bool = True) -> list[str]:
             root=root, architecture="mobilenet_v2", state=state,
             preprocessing=PREPROCESSING.to_json(),
             source=str(weights) if state == "trained" else "random init, seed 0",
-            layers=LAYERS, batch_size=50, progress=progress))
+            layers=LAYERS, pools=("none", *KERNEL_POOLS), batch_size=50, progress=progress))
         ingest_lesions(model, inputs, labels, model_id=model_id, stimulus_set=STIMULUS_SET,
                        layer=LESION_LAYER, category=CATEGORY, task="probe", root=root,
                        readout=READOUT, progress=progress)

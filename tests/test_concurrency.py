@@ -30,9 +30,11 @@ UNITSEL = str(Path(sys.executable).with_name("unitsel"))
 # statement, so one snapshot.
 DISAGREEMENTS = """
 WITH acts AS (
+    -- Summaries count the activations of the set's stimuli (a replaced, shorter set leaves
+    -- other layers' activations of stimuli it no longer has).
     SELECT layer, unit, count(*) AS n, sum(activation)::DOUBLE AS total,
            max(activation) AS top
-    FROM activations GROUP BY ALL
+    FROM activations JOIN stimuli USING (stimulus_set, stimulus) GROUP BY ALL
 ), stats AS (
     SELECT layer, unit, sum(n) AS n, sum(n * mean) AS total
     FROM class_stats WHERE subset = 'all' GROUP BY ALL

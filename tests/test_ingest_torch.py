@@ -60,9 +60,12 @@ def close(actual: np.ndarray, expected: np.ndarray) -> None:
     np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
 
 
+ALL_POOLS = ("none", "mean", "max", "l2")
+
+
 def test_default_layers_match_a_direct_forward_pass(root: Path) -> None:
     model = tiny_model()
-    ingest(root, model)
+    ingest(root, model, pools=ALL_POOLS)
     x, _ = inputs()
     with torch.no_grad():
         conv = model[0](x)  # before the in-place ReLU, which must not leak into it
@@ -90,11 +93,26 @@ def test_default_layers_match_a_direct_forward_pass(root: Path) -> None:
 
 
 def test_batch_size_does_not_change_the_values(tmp_path: Path) -> None:
-    ingest(tmp_path / "a", tiny_model(), batch_size=1)
-    ingest(tmp_path / "b", tiny_model(), batch_size=7)
+    ingest(tmp_path / "a", tiny_model(), batch_size=1, pools=ALL_POOLS)
+    ingest(tmp_path / "b", tiny_model(), batch_size=7, pools=ALL_POOLS)
     for layer, pool in (("0", "none"), ("0", "l2"), ("prob", "none")):
         close(matrix(tmp_path / "a", layer, pool),
                                    matrix(tmp_path / "b", layer, pool))
+
+
+def test_conv_layers_default_to_kernel_pools_after_a_preflight_estimate(
+        root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ingest(root, tiny_model(), progress=True)
+    with unitsel.connection(root) as con:
+        recorded = con.sql("SELECT layer, pool, n_units FROM layers ORDER BY ALL").fetchall()
+    assert recorded == [("0", "l2", 3), ("0", "max", 3), ("0", "mean", 3), ("3", "none", 4),
+                        ("prob", "none", 4)]
+    # Printed before the forward pass: per layer and pool its units and rows (N stimuli).
+    lines = {tuple(line.split()[:4]) for line in capsys.readouterr().err.splitlines()
+             if line.strip()}
+    for layer, pool, units in recorded:
+        assert (layer, pool, str(units), f"{units * N:,}") in lines
+    assert any(line[0] == "total" and line[1] == f"{17 * N:,}" for line in lines)
 
 
 def test_weights_hash_is_sha256_of_the_state_dict(root: Path) -> None:

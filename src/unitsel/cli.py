@@ -75,6 +75,20 @@ def _use_catalog(ctx: click.Context, param: click.Parameter, value: str | None) 
         os.environ["UNITSEL_CATALOG"] = value
 
 
+def _use_scheduler(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    # unitsel.compute.runner reads the variable wherever per-file work is started.
+    if value:
+        os.environ["UNITSEL_SCHEDULER"] = value
+
+
+def scheduler_option(f: F) -> F:
+    """`--scheduler ADDRESS` (or $UNITSEL_SCHEDULER): run per-file work on that Dask cluster."""
+    return click.option(
+        "--scheduler", envvar="UNITSEL_SCHEDULER", expose_value=False, callback=_use_scheduler,
+        help="Dask scheduler (e.g. tcp://10.0.0.5:8786) whose workers run the per-file work; "
+             "default this process, or a local cluster for very large work.")(f)
+
+
 @click.group(cls=_Group)
 @click.version_option(package_name="unitsel")
 @click.option("--catalog", envvar="UNITSEL_CATALOG", expose_value=False, callback=_use_catalog,
@@ -198,6 +212,7 @@ def category(model_id: str, stimulus_set: str, category: str, layer: str | None,
 
 
 @cli.group()
+@scheduler_option
 def analyse() -> None:
     """Analyses over the warehouse that write result tables back."""
 
@@ -242,6 +257,7 @@ def decoding(model_id: str, stimulus_set: str, category: str, layer: str, pool: 
 
 @cli.command()
 @click.option("--rebuild", is_flag=True, help="Rebuild every summary, not only outdated ones.")
+@scheduler_option
 @root_option
 def summarise(rebuild: bool, root: Path) -> None:
     """Build the summaries an older unitsel left outdated or missing (jobs keep the others

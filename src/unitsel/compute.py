@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from tqdm import tqdm
 
 SCHEDULER_ENV = "UNITSEL_SCHEDULER"
+WORKERS_ENV = "UNITSEL_WORKERS"  # workers of the local cluster; default one per core
 # Below this much work a local cluster costs more to start (seconds) than it saves.
 LOCAL_CLUSTER_ROWS = 200_000_000
 T = TypeVar("T")
@@ -26,11 +27,14 @@ class Runner:
     """Runs tasks one after the other in this process."""
 
     name = "this process"
+    # Threads a task may use (DuckDB's default, every core, when None).
+    threads: int | None = None
 
     def map(self, function: Callable[..., T], tasks: Sequence[tuple[Any, ...]], *,
-            desc: str, unit: str) -> list[T]:
+            desc: str, unit: str, progress: bool = True) -> list[T]:
         """`function(*task)` for every task, in order, with a progress bar."""
-        bar = tqdm(total=len(tasks), desc=desc, unit=unit, disable=len(tasks) < 2)
+        bar = tqdm(total=len(tasks), desc=desc, unit=unit,
+                   disable=not progress or len(tasks) < 2)
         results = []
         for task in tasks:
             results.append(function(*task))
@@ -45,23 +49,29 @@ class DaskRunner(Runner):
     def __init__(self, client: Any, name: str) -> None:
         self.client = client
         self.name = name
+        # Each worker process runs one task at a time on one core.
+        self.threads = 1
 
     def map(self, function: Callable[..., T], tasks: Sequence[tuple[Any, ...]], *,
-            desc: str, unit: str) -> list[T]:
+            desc: str, unit: str, progress: bool = True) -> list[T]:
         from distributed import as_completed
 
         futures = [self.client.submit(function, *task, pure=False) for task in tasks]
-        with tqdm(total=len(tasks), desc=f"{desc} ({self.name})", unit=unit) as bar:
+        with tqdm(total=len(tasks), desc=f"{desc} ({self.name})", unit=unit,
+                  disable=not progress) as bar:
             for _ in as_completed(futures):
                 bar.update()
         return list(self.client.gather(futures))
 
 
 @contextlib.contextmanager
-def runner(scheduler: str | None = None, *, rows: int = 0) -> Iterator[Runner]:
+def runner(scheduler: str | None = None, *, rows: int = 0,
+           workers: int | None = None) -> Iterator[Runner]:
     """The runner for `rows` of work: the given (or `$UNITSEL_SCHEDULER`) Dask scheduler;
-    else a local cluster of one single-threaded worker process per core when the work is big
-    enough to pay for starting it; else this process."""
+    else, when the work is big enough to pay for starting it, a local cluster of
+    single-threaded worker processes, one per core (`$UNITSEL_WORKERS` to choose); else this
+    process. `workers` > 1 asks for a local cluster of that many workers whatever the size;
+    1 for this process."""
     address = scheduler or os.environ.get(SCHEDULER_ENV)
     if address:
         from distributed import Client
@@ -69,12 +79,16 @@ def runner(scheduler: str | None = None, *, rows: int = 0) -> Iterator[Runner]:
         with Client(address) as client:
             yield DaskRunner(client, f"scheduler {address}")
         return
-    cores = os.cpu_count() or 1
-    if rows < LOCAL_CLUSTER_ROWS or cores < 2:
+    if workers is None:
+        if rows < LOCAL_CLUSTER_ROWS:
+            yield Runner()
+            return
+        workers = int(os.environ.get(WORKERS_ENV) or os.cpu_count() or 1)
+    elif workers <= 1:
         yield Runner()
         return
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=cores, threads_per_worker=1, processes=True,
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                       dashboard_address=None) as cluster, Client(cluster) as client:
-        yield DaskRunner(client, f"local cluster, {cores} workers")
+        yield DaskRunner(client, f"local cluster, {workers} workers")

@@ -91,7 +91,7 @@ def distances(model_id: str, stimulus_set: str, layer: str, pool: str, measures:
 @click.option("--conversion", type=click.Choice(["distance", "distance_max_scaled"]),
               default="distance", show_default=True, help="Baseline column.")
 @click.option("--workers", default=1, show_default=True,
-              help="Processes (one BLAS thread each); 1 lets BLAS use every core.")
+              help="Local Dask workers (one BLAS thread each); 1 lets BLAS use every core.")
 @root_option
 def mantel(concept_set: str, model_ids: tuple[str, ...], layer: str, pool: str,
            measures: str | None, baselines: str | None, method: str, alternative: str,

@@ -20,13 +20,15 @@ layout (or never built: a migrated warehouse).
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tqdm import tqdm
+import polars as pl
 
 from unitsel import lake
-from unitsel.schema import ACTIVATIONS, PREDICTIONS, STIMULI, SUMMARY_BUILDS
+from unitsel.schema import ACTIVATIONS, PREDICTIONS, STIMULI, SUMMARY_BUILDS, table
 
 if TYPE_CHECKING:
     import duckdb
@@ -48,54 +50,115 @@ def _where(part: Partition, keys: tuple[str, ...] = _KEYS) -> str:
 def update(con: duckdb.DuckDBPyConnection, tx: Transaction, k: int = TOP_K) -> None:
     """Inside `tx`'s commit, rebuild the summaries of every activations partition whose
     activations, stimulus set or predictions `tx` writes (and those in `tx.rebuild`)."""
-    parts = {tuple(p[key] for key in _KEYS): p for p in [*tx.written(ACTIVATIONS), *tx.rebuild]}
+    own: dict[tuple[str, ...], list[str]] = {}
+    for staged in tx.staged(ACTIVATIONS):
+        own.setdefault(tuple(staged.values.values()), []).append(str(staged.path))
+    parts = {tuple(p.values()): p for p in [*tx.written(ACTIVATIONS), *tx.rebuild]}
     sets = {p["stimulus_set"] for p in tx.written(STIMULI)}
     runs = {(p["model_id"], p["stimulus_set"]) for p in tx.written(PREDICTIONS)}
-    if sets or runs:
-        for row in con.sql(f"SELECT {', '.join(_KEYS)} FROM {lake.ALIAS}.{SUMMARY_BUILDS.name}"
-                           ).fetchall():
-            part = dict(zip(_KEYS, row, strict=True))
-            if part["stimulus_set"] in sets or (part["model_id"], part["stimulus_set"]) in runs:
-                parts.setdefault(row, part)
-    build(con, list(parts.values()), k)
+    committed = partition_files(con, tx.root)
+    for key in committed:
+        part = dict(zip(_KEYS, key, strict=True))
+        if part["stimulus_set"] in sets or (part["model_id"], part["stimulus_set"]) in runs:
+            parts.setdefault(key, part)
+    build(con, tx, [(part, own.get(key) or committed.get(key, []))
+                    for key, part in parts.items()], k)
 
 
-def build(con: duckdb.DuckDBPyConnection, parts: list[Partition], k: int = TOP_K) -> None:
-    """Replace the summaries of `parts` inside the open transaction of `con`."""
-    for part in tqdm(parts, desc="summaries", unit="partition", disable=len(parts) < 4):
+def build(con: duckdb.DuckDBPyConnection, tx: Transaction,
+          parts: list[tuple[Partition, list[str]]], k: int = TOP_K) -> None:
+    """Replace the summaries of `parts` (each with its activations data files) inside the open
+    transaction of `con`: one task per data file, run by `tx.runner()`, whose output files
+    this commit registers. A task whose file and labels are those of an earlier attempt of the
+    same commit is not run again."""
+    planned = []
+    for part, paths in parts:
+        labels = con.sql(f"""
+            SELECT s.stimulus, s.label, p.is_correct
+            FROM {lake.ALIAS}.{STIMULI.name} s
+            LEFT JOIN (SELECT stimulus, is_correct FROM {lake.ALIAS}.{PREDICTIONS.name}
+                       WHERE {_where(part, ('model_id', 'stimulus_set'))}) p USING (stimulus)
+            WHERE {_where(part, ('stimulus_set',))}""").pl()
+        digest = _digest(labels)
+        planned.append((part, [((path, digest, k), labels) for path in paths]))
+    threads = tx.runner().threads
+    todo = {key: (str(tx.root), part, key[0], labels, k, threads)
+            for part, files in planned for key, labels in files
+            if key not in tx.summary_files}
+    done = tx.runner().map(summarise_file, list(todo.values()), desc="summaries", unit="file")
+    tx.summary_files.update(zip(todo, done, strict=True))
+    tx.summaries_used = {key for _, files in planned for key, _ in files}
+    for part, files in planned:
         for name in _DERIVED:
             con.execute(f"DELETE FROM {lake.ALIAS}.{name} WHERE {_where(part)}")
-        acts = (f"(SELECT unit, stimulus, activation FROM {lake.ALIAS}.{ACTIVATIONS.name} "
-                f"WHERE {_where(part)})")
-        stimuli = (f"(SELECT stimulus, label FROM {lake.ALIAS}.{STIMULI.name} "
-                   f"WHERE {_where(part, ('stimulus_set',))})")
-        correct = (f"(SELECT stimulus, is_correct FROM {lake.ALIAS}.{PREDICTIONS.name} "
-                   f"WHERE {_where(part, ('model_id', 'stimulus_set'))})")
-        keys = ", ".join(f"{lake.sql_string(part[key])} AS {key}" for key in _KEYS)
-        for name, query in _summarise(con, acts, stimuli, correct, k).items():
-            con.execute(f"INSERT INTO {lake.ALIAS}.{name} BY NAME SELECT {keys}, * "
-                        f"FROM ({query})")
+        for key, _ in files:
+            for name, output in tx.summary_files[key]:
+                con.execute(f"CALL ducklake_add_data_files('{lake.ALIAS}', ?, ?)",
+                            [name, output])
+        keys_sql = ", ".join(f"{lake.sql_string(part[key])} AS {key}" for key in _KEYS)
         con.execute(f"INSERT INTO {lake.ALIAS}.{SUMMARY_BUILDS.name} BY NAME "
-                    f"SELECT {keys}, {int(k)} AS k, {LAYOUT_VERSION} AS layout")
+                    f"SELECT {keys_sql}, {int(k)} AS k, {LAYOUT_VERSION} AS layout")
 
 
-def activation_partitions(con: duckdb.DuckDBPyConnection) -> list[Partition]:
-    """Every activations partition of the lake's current snapshot, from the catalog's own
-    record of each data file's partition values (no data file is read)."""
+def _digest(labels: pl.DataFrame) -> str:
+    return hashlib.sha256(labels.write_ipc(None).getvalue()).hexdigest()
+
+
+def summarise_file(root: str, part: Partition, path: str, labels: pl.DataFrame, k: int,
+                   threads: int | None = None) -> list[tuple[str, str]]:
+    """Summarise one activations data file (some units, all their stimuli) with one DuckDB
+    pass, given the partition's labels (stimulus, label, is_correct), and write each summary
+    table's rows of those units to a data file of its own; memory is bounded by the file.
+    Returns (table, file) pairs. Runs in any process that sees `root` (a Dask worker)."""
+    import duckdb
+
+    from unitsel.warehouse import partition_dir
+
+    con = duckdb.connect(config={} if threads is None else {"threads": threads})
+    con.register("labels_in", labels)
+    # The passes below read the block five times: decode the file once.
+    con.execute("CREATE TEMP TABLE acts AS SELECT unit, stimulus, activation FROM "
+                f"read_parquet({lake.sql_string(path)})")
+    acts = "acts"
+    keys_sql = ", ".join(f"{lake.sql_string(part[key])} AS {key}" for key in _KEYS)
+    outputs = []
+    queries = _summarise(con, acts, "(SELECT stimulus, label FROM labels_in)",
+                         "(SELECT stimulus, is_correct FROM labels_in)", k)
+    for name, query in queries.items():
+        folder = partition_dir(Path(root), table(name), part)
+        folder.mkdir(parents=True, exist_ok=True)
+        output = folder / f"unitsel-{uuid.uuid4().hex}.parquet"
+        written = con.execute(f"COPY (SELECT {keys_sql}, * FROM ({query})) TO "
+                              f"{lake.sql_string(str(output))} (FORMAT parquet)").fetchone()
+        if written and written[0]:
+            outputs.append((name, str(output)))
+        else:
+            output.unlink(missing_ok=True)
+    con.close()
+    return outputs
+
+
+def partition_files(con: duckdb.DuckDBPyConnection, root: Path) -> dict[tuple[str, ...],
+                                                                        list[str]]:
+    """The data files of every committed activations partition, from the catalog's own record
+    of each file's partition values (no data file is read)."""
     meta = f"__ducklake_metadata_{lake.ALIAS}"
-    pivot = ", ".join(f"max(v.partition_value) FILTER (v.partition_key_index = {i}) AS {key}"
-                      for i, key in enumerate(_KEYS))
+    pivot = ", ".join(f"max(v.partition_value) FILTER (v.partition_key_index = {i})"
+                      for i in range(len(_KEYS)))
     rows = con.sql(f"""
-        SELECT DISTINCT * FROM (
-            SELECT {pivot}
-            FROM {meta}.ducklake_file_partition_value v
-            JOIN {meta}.ducklake_data_file f USING (data_file_id)
-            JOIN {meta}.ducklake_table t ON t.table_id = f.table_id
-            WHERE t.table_name = '{ACTIVATIONS.name}' AND t.end_snapshot IS NULL
-              AND f.end_snapshot IS NULL
-            GROUP BY v.data_file_id)
-        ORDER BY ALL""").fetchall()
-    return [dict(zip(_KEYS, row, strict=True)) for row in rows]
+        SELECT {pivot}, any_value(CASE WHEN f.path_is_relative
+                                       THEN s.path || t.path || f.path ELSE f.path END)
+        FROM {meta}.ducklake_file_partition_value v
+        JOIN {meta}.ducklake_data_file f USING (data_file_id)
+        JOIN {meta}.ducklake_table t ON t.table_id = f.table_id
+        JOIN {meta}.ducklake_schema s ON s.schema_id = t.schema_id
+        WHERE t.table_name = '{ACTIVATIONS.name}' AND t.end_snapshot IS NULL
+          AND s.end_snapshot IS NULL AND f.end_snapshot IS NULL
+        GROUP BY v.data_file_id ORDER BY ALL""").fetchall()
+    files: dict[tuple[str, ...], list[str]] = {}
+    for *key, path in rows:
+        files.setdefault(tuple(key), []).append(str(Path(lake.data_path(root)) / path))
+    return files
 
 
 def refresh(root: Path, k: int = TOP_K, *, rebuild: bool = False) -> int:
@@ -109,8 +172,8 @@ def refresh(root: Path, k: int = TOP_K, *, rebuild: bool = False) -> int:
         built = {row[:4]: row[4:] for row in con.sql(
             f"SELECT {', '.join(_KEYS)}, k, layout FROM {lake.ALIAS}.{SUMMARY_BUILDS.name}"
         ).fetchall()}
-        stale = [p for p in activation_partitions(con)
-                 if rebuild or built.get(tuple(p.values())) != (k, LAYOUT_VERSION)]
+        stale = [dict(zip(_KEYS, key, strict=True)) for key in partition_files(con, root)
+                 if rebuild or built.get(key) != (k, LAYOUT_VERSION)]
     finally:
         con.close()
     if stale:
@@ -176,9 +239,10 @@ def _summarise(con: duckdb.DuckDBPyConnection, acts: str, stimuli: str, correct:
         FROM sums s JOIN (SELECT DISTINCT label_id, label FROM label_index) l USING (label_id);
         CREATE OR REPLACE TEMP TABLE tops AS
         WITH keyed AS (
-            SELECT a.unit, p.is_correct,
+            -- Only stimuli of the set, as everywhere else (the join drops the others).
+            SELECT a.unit, l.correct AS is_correct,
                    {{'activation': a.activation, 'neg_stimulus': -a.stimulus}} AS key
-            FROM {acts} a LEFT JOIN {correct} p USING (stimulus)
+            FROM {acts} a JOIN label_index l USING (stimulus)
         )
         SELECT unit, max(key, {k}) AS top_all,
                max(key, {k}) FILTER (WHERE is_correct) AS top_correct

@@ -31,6 +31,8 @@ from unitsel.schema import Table, table
 if TYPE_CHECKING:
     import duckdb
 
+    from unitsel.compute import Runner
+
 DEFAULT_ROOT = Path("warehouse")
 # DuckLake reads these partition values as NULL (the first in any case), so no partition may
 # take them.
@@ -176,16 +178,23 @@ class Transaction:
     """
 
     def __init__(self, root: Path | str = DEFAULT_ROOT, *, summarise: bool = True,
-                 catalog: str | None = None, snapshot: int | None = None) -> None:
+                 catalog: str | None = None, snapshot: int | None = None,
+                 scheduler: str | None = None) -> None:
         self.root = Path(root).resolve()
         self.catalog = lake.init(self.root, catalog)
         self.summarise = summarise
+        self.scheduler = scheduler
         self.snapshot = (lake.current_snapshot(self.root, self.catalog) if snapshot is None
                          else snapshot)
-        self._files: dict[tuple[str, tuple[str, ...]], _StagedFile] = {}
+        self._files: dict[tuple[str, tuple[str, ...], int], _StagedFile] = {}
         self.rows_written: dict[str, int] = {}
         # Partitions whose summaries are rebuilt even if nothing they derive from is written.
         self.rebuild: list[dict[str, str]] = []
+        # Summary files already computed by an earlier attempt of this commit, by (data file,
+        # digest of its labels, k): a retried commit runs only what changed.
+        self.summary_files: dict[tuple[str, str, int], list[tuple[str, str]]] = {}
+        self.summaries_used: set[tuple[str, str, int]] = set()  # by the latest attempt
+        self._runner: Runner | None = None
 
     def __enter__(self) -> Transaction:
         return self
@@ -214,17 +223,21 @@ class Transaction:
                         source)
 
     def write_partition(
-        self, t: Table | str, values: Mapping[str, str], frame: pl.DataFrame, source: object = None
+        self, t: Table | str, values: Mapping[str, str], frame: pl.DataFrame,
+        source: object = None, *, block: int = 0,
     ) -> None:
         """Stage rows of one partition; `frame` holds the data columns only. May be called
-        repeatedly for the same partition to stream a large one in chunks."""
+        repeatedly for the same partition to stream a large one in chunks; each `block` of a
+        partition goes to a data file of its own (activations: a block of units)."""
         t = _as_table(t)
         if "snapshot_id" in t.column_names and "snapshot_id" not in frame.columns:
             frame = frame.with_columns(snapshot_id=pl.lit(self.snapshot, pl.Int64()))
-        self._stage(t, values, conform(frame, t, [c.name for c in t.data_columns], source), source)
+        self._stage(t, values, conform(frame, t, [c.name for c in t.data_columns], source),
+                    source, block)
 
     def _stage(
-        self, t: Table, values: Mapping[str, str], frame: pl.DataFrame, source: object
+        self, t: Table, values: Mapping[str, str], frame: pl.DataFrame, source: object,
+        block: int = 0,
     ) -> None:
         for key in t.partition_by:
             value = values.get(key)
@@ -232,7 +245,7 @@ class Transaction:
                 raise InputError(f"{key} must be a non-empty name other than 'null' and "
                                  f"{HIVE_DEFAULT!r} (read back as NULL), got {value!r}",
                                  file=source, column=key)
-        ident = (t.name, tuple(values[k] for k in t.partition_by))
+        ident = (t.name, tuple(values[k] for k in t.partition_by), block)
         staged = self._files.get(ident)
         if staged is None:
             folder = partition_dir(self.root, t, values)
@@ -241,21 +254,34 @@ class Transaction:
         staged.add(frame.to_arrow())
         self.rows_written[t.name] = self.rows_written.get(t.name, 0) + frame.height
 
-    def written(self, t: Table | str) -> list[dict[str, str]]:
-        """The partitions of `t` this transaction writes, as key -> value."""
+    def staged(self, t: Table | str) -> list[_StagedFile]:
+        """The data files this transaction writes to `t`."""
         name = _as_table(t).name
-        return [staged.values for (table_name, _), staged in self._files.items()
+        return [staged for (table_name, _, _), staged in self._files.items()
                 if table_name == name]
 
+    def written(self, t: Table | str) -> list[dict[str, str]]:
+        """The partitions of `t` this transaction writes, as key -> value."""
+        return list({tuple(s.values.values()): s.values for s in self.staged(t)}.values())
+
+    def runner(self) -> Runner:
+        """Where this commit's per-file work runs (`unitsel.compute`)."""
+        assert self._runner is not None, "only while committing"
+        return self._runner
+
     def _commit(self) -> None:
+        from unitsel import compute
+
         for staged in self._files.values():
             staged.close()
+        replaced = {(s.t.name, tuple(s.values.values())): s for s in self._files.values()}
 
         def work(con: duckdb.DuckDBPyConnection) -> None:
-            for staged in self._files.values():
+            for staged in replaced.values():
                 con.execute(f"DELETE FROM {lake.ALIAS}.{staged.t.name} WHERE "
                             + " AND ".join(f"{k} = ?" for k in staged.t.partition_by),
                             list(staged.values.values()))
+            for staged in self._files.values():
                 con.execute(f"CALL ducklake_add_data_files('{lake.ALIAS}', ?, ?)",
                             [staged.t.name, str(staged.path)])
             if self.summarise:
@@ -263,14 +289,25 @@ class Transaction:
 
                 update(con, self)
 
-        lake.commit(self.root, self.catalog, work, self.describe())
+        rows = self.rows_written.get("activations", 0)
+        committed = False
+        with compute.runner(self.scheduler, rows=rows) as self._runner:
+            try:
+                lake.commit(self.root, self.catalog, work, self.describe())
+                committed = True
+            finally:
+                # Summary files that no committed snapshot lists (attempts that lost).
+                for key, outputs in self.summary_files.items():
+                    if not committed or key not in self.summaries_used:
+                        for _, output in outputs:
+                            Path(output).unlink(missing_ok=True)
         self._committed = True
 
     def describe(self) -> str:
         """The commit message: the command and the partitions it writes."""
         parts = []
-        for name in dict.fromkeys(n for n, _ in self._files):
-            values = [v for (n, v) in self._files if n == name]
+        for name in dict.fromkeys(n for n, _, _ in self._files):
+            values = list(dict.fromkeys(v for (n, v, _) in self._files if n == name))
             shown = ", ".join("/".join(v) for v in values[:3])
             more = f" +{len(values) - 3}" if len(values) > 3 else ""
             parts.append(f"{name}[{shown}{more}]")

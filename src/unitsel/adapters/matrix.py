@@ -8,8 +8,9 @@ import polars as pl
 from unitsel.errors import InputError
 
 
-def long_frame(matrix: np.ndarray, first_stimulus: int, source: object) -> pl.DataFrame:
-    """Rows of `matrix` are stimuli `first_stimulus, …`, its columns units 0..n-1.
+def long_frame(matrix: np.ndarray, first_stimulus: int, source: object,
+               first_unit: int = 0) -> pl.DataFrame:
+    """Rows of `matrix` are stimuli `first_stimulus, …`, its columns units `first_unit, …`.
 
     Non-finite values are rejected with the stimulus as the row and the unit as the column.
     """
@@ -21,11 +22,12 @@ def long_frame(matrix: np.ndarray, first_stimulus: int, source: object) -> pl.Da
     if not finite.all():
         row, unit = (int(i) for i in np.argwhere(~finite)[0])
         raise InputError(f"non-finite activation {values[row, unit]}", file=source,
-                         row=first_stimulus + row, column=f"unit {unit}")
+                         row=first_stimulus + row, column=f"unit {first_unit + unit}")
     n_stimuli, n_units = values.shape
     return pl.DataFrame(
         {
-            "unit": np.tile(np.arange(n_units, dtype=np.int32), n_stimuli),
+            "unit": np.tile(np.arange(first_unit, first_unit + n_units, dtype=np.int32),
+                            n_stimuli),
             "stimulus": np.repeat(
                 np.arange(first_stimulus, first_stimulus + n_stimuli, dtype=np.int32), n_units
             ),

@@ -73,17 +73,21 @@ def weights_sha256(model: nn.Module) -> str:
 
 
 def pooled(output: torch.Tensor, pools: Sequence[str]) -> list[tuple[str, torch.Tensor]]:
+    """The (pool, stimuli x units) matrices of a layer output. A layer without spatial
+    dimensions has one unit per element ('none') whatever `pools` says; a conv layer the
+    pools asked for: a channel aggregated over space, or 'none', one unit per element."""
     flat = output.reshape(output.shape[0], -1)
+    if output.ndim < 3:
+        return [("none", flat)]
     result = [("none", flat)] if "none" in pools else []
-    if output.ndim >= 3:
-        spatial = output.reshape(output.shape[0], output.shape[1], -1)
-        for pool in pools:
-            if pool == "mean":
-                result.append((pool, spatial.mean(dim=2)))
-            elif pool == "max":
-                result.append((pool, spatial.amax(dim=2)))
-            elif pool == "l2":
-                result.append((pool, spatial.norm(dim=2)))
+    spatial = output.reshape(output.shape[0], output.shape[1], -1)
+    for pool in pools:
+        if pool == "mean":
+            result.append((pool, spatial.mean(dim=2)))
+        elif pool == "max":
+            result.append((pool, spatial.amax(dim=2)))
+        elif pool == "l2":
+            result.append((pool, spatial.norm(dim=2)))
     return result
 
 
@@ -92,7 +96,7 @@ def record(
     batches: Iterable[torch.Tensor],
     on_block: BlockSink,
     layers: Sequence[str] | None = None,
-    pools: Sequence[str] = ("none", *KERNEL_POOLS),
+    pools: Sequence[str] = KERNEL_POOLS,
     device: str = "cpu",
 ) -> Recording:
     """Run `model` over `batches` and hand every (layer, pool) block to `on_block`.

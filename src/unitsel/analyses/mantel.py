@@ -5,22 +5,22 @@ For every `unit_distances` partition of the models and layer asked for (every st
 the concept of class index i, both pair tables become square matrices and scikit-bio's own
 `skbio.stats.distance.mantel` runs on them: r, p and n are scikit-bio's, p identical at a fixed
 seed. scikit-bio's permutations already use every core through BLAS, so tests run one after
-another by default; `workers` > 1 runs them in that many processes of one BLAS thread each,
-which pays off with more cores than BLAS keeps busy (docs/benchmarks.md). The SQL view
+another by default; `workers` > 1 runs them on a local Dask cluster of that many
+single-threaded worker processes (Dask limits each to one BLAS thread), which pays off with
+more cores than BLAS keeps busy (docs/benchmarks.md), and `--scheduler` on your own cluster
+(`unitsel.compute`). The SQL view
 `mantel_summary` averages r over baselines, as DORA's tables do.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import warnings
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import polars as pl
-from tqdm import tqdm
 
+from unitsel import compute
 from unitsel.analyses.distances import square
 from unitsel.analyses.semantics import concept_set_frame
 from unitsel.errors import InputError
@@ -43,17 +43,6 @@ def mantel(x: np.ndarray, y: np.ndarray, method: str, permutations: int, alterna
         r, p, n = skbio_mantel(x, y, method=method, permutations=permutations,
                                alternative=alternative, seed=seed)
     return (None if np.isnan(r) else float(r), None if np.isnan(p) else float(p), int(n))
-
-
-def _one_blas_thread() -> None:
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1)  # each worker one core: N workers use N cores, not N x BLAS's
-
-
-def _mantel_job(args: tuple[np.ndarray, np.ndarray, str, int, str, int]
-                ) -> tuple[float | None, float | None, int]:
-    return mantel(*args)
 
 
 def baseline_matrices(root: Path, concept_set: str, conversion: str,
@@ -117,15 +106,8 @@ def run_mantel(root: Path, concept_set: str, model_ids: tuple[str, ...], layer: 
         for baseline, other in semantic.items():
             tests.append((matrix, other, method, permutations, alternative, seed))
             rows.append(key | {"baseline": baseline})
-    bar = {"total": len(tests), "desc": "Mantel", "unit": "test", "disable": not progress}
-    if workers <= 1 or len(tests) == 1:
-        outcomes = [_mantel_job(test) for test in tqdm(tests, **bar)]
-    else:
-        # spawn, not fork: forking after torch or OpenMP started threads can deadlock.
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                                 initializer=_one_blas_thread) as executor:
-            outcomes = list(tqdm(executor.map(_mantel_job, tests), **bar))
+    with compute.runner(workers=workers) as run:
+        outcomes = run.map(mantel, tests, desc="Mantel", unit="test", progress=progress)
     result = pl.DataFrame([
         row | {"concept_set": concept_set, "conversion": conversion, "method": method,
                "alternative": alternative, "permutations": permutations, "seed": seed,

@@ -1,0 +1,99 @@
+"""Per-file work on a real Dask cluster: a scheduler and two worker processes started here, on
+127.0.0.1, stopped after. Results equal those of the single-process path."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+import unitsel
+from ingest.arrays import ingest_arrays
+
+DASK = str(Path(sys.executable).with_name("dask"))
+SUMMARIES = ("class_stats", "unit_top", "unit_summaries")
+
+
+@pytest.fixture(scope="module")
+def scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    folder = tmp_path_factory.mktemp("dask")
+    file = folder / "scheduler.json"
+    common = ["--no-dashboard"]
+    processes = [subprocess.Popen(
+        [DASK, "scheduler", "--host", "127.0.0.1", "--port", "0", "--scheduler-file",
+         str(file), *common], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        for _ in range(120):
+            if file.exists() and file.stat().st_size:
+                break
+            time.sleep(0.5)
+        address = json.loads(file.read_text())["address"]
+        processes += [subprocess.Popen(
+            [DASK, "worker", address, "--nworkers", "1", "--nthreads", "1", "--name",
+             f"worker-{i}", *common], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for i in range(2)]
+        from distributed import Client
+
+        with Client(address) as client:
+            client.wait_for_workers(2, timeout=120)
+        yield address
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+            process.wait(timeout=60)
+
+
+def summaries(root: Path) -> dict[str, pl.DataFrame]:
+    return {t: unitsel.scan(t, root).collect().sort(pl.all()) for t in SUMMARIES}
+
+
+def test_summaries_on_two_workers_equal_one_process(
+        tmp_path: Path, scheduler: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from distributed import Client
+
+    rng = np.random.default_rng(3)
+    np.save(tmp_path / "acts.npy", (rng.integers(0, 6, size=(50, 24)) * 0.5).astype(np.float32))
+    (tmp_path / "labels.csv").write_text("stimulus,label,is_correct\n" + "".join(
+        f"{s},c{s % 4},{str(s % 3 > 0).lower()}\n" for s in range(50)))
+    monkeypatch.setattr("ingest._staging.FILE_ROWS", 200)  # 4 units a file: 6 files
+    results = {}
+    for name, address in (("local", None), ("dask", scheduler)):
+        if address:
+            monkeypatch.setenv("UNITSEL_SCHEDULER", address)
+        ingest_arrays(tmp_path / "acts.npy", tmp_path / "labels.csv", model_id="m",
+                      stimulus_set="s", layer="fc", root=tmp_path / name, progress=False)
+        results[name] = summaries(tmp_path / name)
+    for table, frame in results["local"].items():
+        assert frame.height > 0
+        assert_frame_equal(results["dask"][table], frame)
+    with Client(scheduler) as client:
+        finished = client.run_on_scheduler(
+            lambda dask_scheduler: dask_scheduler.task_prefixes["summarise_file"]
+            .state_counts["memory"])
+    assert finished >= 6, "each of the 6 data files was summarised by a worker"
+
+
+def test_summarise_command_rebuilds_on_the_cluster(tmp_path: Path, scheduler: str) -> None:
+    root = tmp_path / "warehouse"
+    np.save(tmp_path / "acts.npy", np.arange(60, dtype=np.float32).reshape(10, 6))
+    (tmp_path / "labels.csv").write_text(
+        "stimulus,label\n" + "".join(f"{s},c{s % 2}\n" for s in range(10)))
+    ingest_arrays(tmp_path / "acts.npy", tmp_path / "labels.csv", model_id="m",
+                  stimulus_set="s", layer="fc", root=root, progress=False)
+    before = summaries(root)
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("unitsel")), "summarise", "--rebuild",
+         "--scheduler", scheduler, "--root", str(root)],
+        capture_output=True, text=True, check=True)
+    assert "rebuilt the summaries of 1 partitions" in result.stdout
+    assert "scheduler" in result.stderr  # the progress bar names where the work ran
+    for table, frame in summaries(root).items():
+        assert_frame_equal(frame, before[table])

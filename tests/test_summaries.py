@@ -1,0 +1,191 @@
+"""The per-file summary pass against a plain per-unit numpy/SciPy reference of each
+definition, on random data files with many ties, negative values, missing stimuli and both
+subsets, for files of 1, 7 and all units; and a partition written as several data files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import scipy.stats
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
+
+import unitsel
+import unitsel.lake
+from ingest._staging import ActivationSink
+from unitsel.summaries import summarise_file
+
+NAMES = ["a", "b", "c", "d"]
+KEYS = {"class_stats": ["subset", "unit", "label"], "unit_top": ["subset", "unit", "rank"],
+        "unit_summaries": ["subset", "unit"]}
+S, I32, F32, F64 = pl.String, pl.Int32, pl.Float32, pl.Float64
+SCHEMAS = {
+    "class_stats": {"subset": S, "unit": I32, "label": S, "n": I32, "mean": F64, "m2": F64,
+                    "min": F32, "max": F32, "rank_sum": F64},
+    "unit_top": {"subset": S, "unit": I32, "rank": I32, "stimulus": I32, "label": S,
+                 "activation": F32},
+    "unit_summaries": {"subset": S, "unit": I32, "n": I32, "top_label": S,
+                       "top_activation": F32, "max_other": F32, "n_top_label": I32,
+                       "top_cluster": I32, "tie_term": F64},
+}
+
+
+def reference(acts: np.ndarray, present: np.ndarray, index: np.ndarray,
+              correct: np.ndarray, k: int) -> dict[str, pl.DataFrame]:
+    """Summaries by their definitions, one unit at a time (acts: stimuli x units)."""
+    rows: dict[str, list[dict[str, object]]] = {name: [] for name in KEYS}
+    subsets = {"all": np.ones(len(index), bool)}
+    if correct.any():
+        subsets["correct"] = correct
+    for subset, chosen in subsets.items():
+        for unit in range(acts.shape[1]):
+            mask = chosen & present[:, unit] & (index >= 0)
+            if not mask.any():
+                continue
+            stimuli = np.nonzero(mask)[0]
+            values = acts[mask, unit].astype(np.float64)
+            label = np.array([NAMES[i] for i in index[mask]])
+            ranks = scipy.stats.rankdata(values)  # mid-ranks of ties
+            for name in sorted(set(label)):
+                x = values[label == name]
+                rows["class_stats"].append({
+                    "subset": subset, "unit": unit, "label": name, "n": len(x),
+                    "mean": x.mean(), "m2": ((x - x.mean()) ** 2).sum(), "min": x.min(),
+                    "max": x.max(), "rank_sum": ranks[label == name].sum()})
+            order = sorted(range(len(values)), key=lambda i: (-values[i], stimuli[i]))
+            for rank, i in enumerate(order[:k], start=1):
+                rows["unit_top"].append({"subset": subset, "unit": unit, "rank": rank,
+                                         "stimulus": stimuli[i], "label": label[i],
+                                         "activation": values[i]})
+            top = label[order[0]]
+            others = values[label != top]
+            max_other = others.max() if len(others) else None
+            in_top = values[label == top]
+            _, tie_sizes = np.unique(values, return_counts=True)
+            rows["unit_summaries"].append({
+                "subset": subset, "unit": unit, "n": len(values), "top_label": top,
+                "top_activation": values[order[0]], "max_other": max_other,
+                "n_top_label": len(in_top),
+                "top_cluster": int((in_top > max_other).sum()) if max_other is not None
+                else len(in_top),
+                "tie_term": float((tie_sizes ** 3 - tie_sizes).sum())})
+    return {name: pl.DataFrame(r, schema=SCHEMAS[name]) for name, r in rows.items()}
+
+
+def compare(tmp: Path, acts: np.ndarray, present: np.ndarray, index: np.ndarray,
+            correct: np.ndarray | None, k: int, block: int) -> None:
+    """Write the units in data files of `block` units, summarise each file, compare."""
+    n_stimuli, n_units = acts.shape
+    known = index >= 0
+    labels = pl.DataFrame({
+        "stimulus": np.nonzero(known)[0].astype(np.int32),
+        "label": [NAMES[i] for i in index[known]],
+        "is_correct": pl.Series([None] * int(known.sum()) if correct is None
+                                else correct[known], dtype=pl.Boolean),
+    })
+    unit = np.tile(np.arange(n_units, dtype=np.int32), n_stimuli)
+    stimulus = np.repeat(np.arange(n_stimuli, dtype=np.int32), n_units)
+    keep = present.ravel()
+    part = {"model_id": "m", "stimulus_set": "s", "layer": "l", "pool": "none"}
+    parts: dict[str, list[pl.DataFrame]] = {name: [] for name in KEYS}
+    for first in range(0, n_units, block):
+        rows = keep & (unit >= first) & (unit < first + block)
+        path = tmp / f"block{first}.parquet"
+        pq.write_table(pa.table({"unit": unit[rows], "stimulus": stimulus[rows],
+                                 "activation": acts.ravel()[rows]}), path)
+        for name, output in summarise_file(str(tmp), part, str(path), labels, k):
+            parts[name].append(pl.read_parquet(output).select(
+                pl.col(c).cast(t) for c, t in SCHEMAS[name].items()))
+    expected = reference(acts, present, index,
+                         np.zeros(n_stimuli, bool) if correct is None else correct, k)
+    for name, keys in KEYS.items():
+        got = pl.concat([pl.DataFrame(schema=SCHEMAS[name]), *parts[name]])
+        assert_frame_equal(got.sort(keys), expected[name].sort(keys), check_exact=False,
+                           rel_tol=1e-9, abs_tol=1e-9)
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**31), n_stimuli=st.integers(1, 40), n_units=st.integers(1, 12),
+       k=st.integers(1, 8), block=st.sampled_from([1, 7, 100]),
+       with_predictions=st.booleans(), with_gaps=st.booleans())
+def test_file_summaries_match_the_definitions(tmp_path_factory: pytest.TempPathFactory,
+                                              seed: int, n_stimuli: int, n_units: int,
+                                              k: int, block: int, with_predictions: bool,
+                                              with_gaps: bool) -> None:
+    rng = np.random.default_rng(seed)
+    # Few distinct values (ties everywhere), negatives and both zeros.
+    acts = (rng.integers(-2, 4, size=(n_stimuli, n_units)) * 0.5).astype(np.float32)
+    acts[rng.random(acts.shape) < 0.1] = -0.0
+    present = rng.random(acts.shape) > 0.15 if with_gaps else np.ones(acts.shape, bool)
+    index = rng.integers(0, len(NAMES), n_stimuli)
+    index[rng.random(n_stimuli) < 0.05] = -1  # not in the stimulus set
+    correct = rng.random(n_stimuli) < 0.5 if with_predictions else None
+    compare(tmp_path_factory.mktemp("files"), acts, present, index, correct, k, block)
+
+
+def test_a_partition_in_several_files_has_the_summaries_of_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(7)
+    acts = (rng.integers(0, 5, size=(30, 10)) * 0.25).astype(np.float32)
+    labels = pl.DataFrame({"stimulus": np.arange(30), "uri": None,
+                           "label": [NAMES[i % 3] for i in range(30)], "wnid": None},
+                          schema_overrides={"stimulus": pl.Int32, "uri": pl.String,
+                                            "wnid": pl.String})
+    tables = {}
+    for name, file_rows in (("one", 10_000), ("several", 90)):
+        monkeypatch.setattr("ingest._staging.FILE_ROWS", file_rows)
+        root = tmp_path / name
+        with unitsel.Transaction(root) as tx:
+            tx.write(labels.with_columns(stimulus_set=pl.lit("s")), "stimuli")
+            ActivationSink(tx, "m", "s", "test", 30)("l", "none", 0, acts)
+        con = unitsel.lake.attach(root.resolve())
+        files = con.sql("SELECT count(*) FROM ducklake_list_files('lake', 'activations')"
+                        ).fetchone()
+        con.close()
+        assert files == ((1,) if name == "one" else (4,))  # 3 units (90 rows) per file
+        tables[name] = {t: unitsel.scan(t, root).collect().sort(pl.all())
+                        for t in ("activations", "class_stats", "unit_top", "unit_summaries")}
+    for t, frame in tables["one"].items():
+        assert_frame_equal(tables["several"][t], frame)
+
+
+def test_a_second_model_on_a_stimulus_set_leaves_the_first_models_summaries(
+        tmp_path: Path) -> None:
+    from ingest.arrays import ingest_arrays
+
+    root = tmp_path / "warehouse"
+    np.save(tmp_path / "acts.npy", np.arange(24, dtype=np.float32).reshape(8, 3))
+    (tmp_path / "labels.csv").write_text("stimulus,label,is_correct\n" + "".join(
+        f"{s},c{s % 2},{str(s % 3 > 0).lower()}\n" for s in range(8)))
+
+    def summary_files(model_id: str) -> set[str]:
+        con = unitsel.lake.attach(root.resolve())
+        try:
+            return {path for t in ("class_stats", "unit_top", "unit_summaries")
+                    for (path,) in con.sql("SELECT data_file FROM ducklake_list_files("
+                                           "'lake', ?)", params=[t]).fetchall()
+                    if f"model_id={model_id}/" in path}
+        finally:
+            con.close()
+
+    def ingest(model_id: str) -> None:
+        ingest_arrays(tmp_path / "acts.npy", tmp_path / "labels.csv", model_id=model_id,
+                      stimulus_set="s", layer="fc", root=root, progress=False)
+
+    ingest("a")
+    first = summary_files("a")
+    assert len(first) == 3
+    ingest("b")  # the same stimuli: not rewritten, so a's summaries stay as they are
+    ingest("a")  # a again, identical stimuli and predictions: only a's activations are new
+    ingest("b")
+    assert summary_files("a") != first  # rebuilt with its own rewritten activations
+    again = summary_files("a")
+    ingest("b")
+    assert summary_files("a") == again
