@@ -48,3 +48,5 @@ bench: setup
 	$(BIN)/python bench/selectivity.py
 	$(BIN)/python bench/mantel.py
 	$(BIN)/python bench/concepts.py
+	$(BIN)/python bench/scale.py wide
+	$(BIN)/python bench/scale.py dask

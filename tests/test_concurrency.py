@@ -101,7 +101,8 @@ def catalog_root(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
     return root
 
 
-def test_kill_at_random_moments_leaves_old_or_new(tmp_path: Path, root: Path) -> None:
+def test_kill_at_random_moments_leaves_old_or_new(tmp_path: Path, catalog_root: Path) -> None:
+    root = catalog_root
     rng = random.Random(13)
     start = time.monotonic()
     subprocess.run(ingest_command(root, tmp_path, 1, "fc"), check=True, capture_output=True)
@@ -128,7 +129,9 @@ def test_kill_at_random_moments_leaves_old_or_new(tmp_path: Path, root: Path) ->
     assert check(root)["fc"][0] == 99
 
 
-def test_readers_see_summaries_that_agree_during_rewrites(tmp_path: Path, root: Path) -> None:
+def test_readers_see_summaries_that_agree_during_rewrites(tmp_path: Path,
+                                                          catalog_root: Path) -> None:
+    root = catalog_root
     subprocess.run(ingest_command(root, tmp_path, 1, "fc"), check=True, capture_output=True)
     for version in range(2, 8):
         version_files(tmp_path, version)

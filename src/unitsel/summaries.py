@@ -21,6 +21,7 @@ layout (or never built: a migrated warehouse).
 from __future__ import annotations
 
 import hashlib
+import tempfile
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
     from unitsel.warehouse import Transaction
 
 TOP_K = 100
+TASK_MEMORY = "1GB"  # DuckDB's memory limit in one file's summary pass
+TOP_STATES = 2_000_000  # top-k entries kept at once (units x k) in a file's pass
 # Bump when the summaries' content changes: every existing summary then counts as stale.
 LAYOUT_VERSION = 3
 Partition = dict[str, str]
@@ -114,7 +117,14 @@ def summarise_file(root: str, part: Partition, path: str, labels: pl.DataFrame, 
 
     from unitsel.warehouse import partition_dir
 
-    con = duckdb.connect(config={} if threads is None else {"threads": threads})
+    # DuckDB spills what does not fit under the limit, so a task's memory stays bounded
+    # whatever the file holds.
+    config: dict[str, str | bool | int | float | list[str]] = {
+        "memory_limit": TASK_MEMORY, "temp_directory": tempfile.gettempdir(),
+        "preserve_insertion_order": False}
+    if threads is not None:
+        config["threads"] = threads
+    con = duckdb.connect(config=config)
     con.register("labels_in", labels)
     # The passes below read the block five times: decode the file once.
     con.execute("CREATE TEMP TABLE acts AS SELECT unit, stimulus, activation FROM "
@@ -122,8 +132,11 @@ def summarise_file(root: str, part: Partition, path: str, labels: pl.DataFrame, 
     acts = "acts"
     keys_sql = ", ".join(f"{lake.sql_string(part[key])} AS {key}" for key in _KEYS)
     outputs = []
+    # A unit has at most one top entry per stimulus: asking DuckDB for more only makes each
+    # unit's top-k state larger (wide layers on few stimuli).
     queries = _summarise(con, acts, "(SELECT stimulus, label FROM labels_in)",
-                         "(SELECT stimulus, is_correct FROM labels_in)", k)
+                         "(SELECT stimulus, is_correct FROM labels_in)",
+                         max(1, min(k, labels.height)))
     for name, query in queries.items():
         folder = partition_dir(Path(root), table(name), part)
         folder.mkdir(parents=True, exist_ok=True)
@@ -219,34 +232,47 @@ def _summarise(con: duckdb.DuckDBPyConnection, acts: str, stimuli: str, correct:
         SELECT s.stimulus, dense_rank() OVER (ORDER BY s.label)::INTEGER AS label_id, s.label,
                coalesce(p.is_correct, false) AS correct
         FROM {stimuli} s LEFT JOIN {correct} p USING (stimulus);
-        CREATE OR REPLACE TEMP TABLE ranks AS
-        WITH ranked_rows AS (
-            SELECT 'all' AS subset, a.unit, l.label_id,
-                   rank() OVER by_all AS first, count(*) OVER by_all AS last
-            FROM {acts} a JOIN label_index l USING (stimulus)
-            WINDOW by_all AS (PARTITION BY a.unit ORDER BY a.activation)
-            UNION ALL
-            SELECT 'correct', a.unit, l.label_id, rank() OVER by_correct, count(*) OVER by_correct
-            FROM {acts} a JOIN label_index l USING (stimulus)
-            WHERE l.correct
-            WINDOW by_correct AS (PARTITION BY a.unit ORDER BY a.activation)
-        ), sums AS (
-            SELECT subset, unit, label_id, sum((first + last) / 2) AS rank_sum,
-                   sum((last - first + 1) ** 2 - 1) AS tie_term
-            FROM ranked_rows GROUP BY ALL
-        )
-        SELECT s.subset, s.unit, l.label, s.rank_sum, s.tie_term
-        FROM sums s JOIN (SELECT DISTINCT label_id, label FROM label_index) l USING (label_id);
-        CREATE OR REPLACE TEMP TABLE tops AS
-        WITH keyed AS (
-            -- Only stimuli of the set, as everywhere else (the join drops the others).
-            SELECT a.unit, l.correct AS is_correct,
-                   {{'activation': a.activation, 'neg_stimulus': -a.stimulus}} AS key
-            FROM {acts} a JOIN label_index l USING (stimulus)
-        )
-        SELECT unit, max(key, {k}) AS top_all,
-               max(key, {k}) FILTER (WHERE is_correct) AS top_correct
-        FROM keyed GROUP BY unit;
+        CREATE OR REPLACE TEMP TABLE ranks (subset VARCHAR, unit INTEGER, label VARCHAR,
+                                            rank_sum DOUBLE, tie_term DOUBLE);
+    """)
+    # Each subset's ranks in a statement of its own: one sort in memory at a time.
+    for subset, where in (("all", "true"), ("correct", "l.correct")):
+        con.execute(f"""
+            INSERT INTO ranks
+            WITH ranked_rows AS (
+                SELECT a.unit, l.label_id, rank() OVER w AS first, count(*) OVER w AS last
+                FROM {acts} a JOIN label_index l USING (stimulus)
+                WHERE {where}
+                WINDOW w AS (PARTITION BY a.unit ORDER BY a.activation)
+            ), sums AS (
+                SELECT unit, label_id, sum((first + last) / 2) AS rank_sum,
+                       sum((last - first + 1) ** 2 - 1) AS tie_term
+                FROM ranked_rows GROUP BY ALL
+            )
+            SELECT '{subset}', s.unit, l.label, s.rank_sum, s.tie_term
+            FROM sums s JOIN (SELECT DISTINCT label_id, label FROM label_index) l
+                USING (label_id)""")
+    # Each unit's top-k in chunks of units: DuckDB keeps a k-entry state per unit, which for a
+    # wide layer (many units, few stimuli) would not fit in a task's memory at once.
+    low, high = con.sql(f"SELECT min(unit), max(unit) FROM {acts}").fetchone() or (0, -1)
+    step = max(1, TOP_STATES // k)
+    con.execute("CREATE OR REPLACE TEMP TABLE tops (unit INTEGER, top_all "
+                "STRUCT(activation FLOAT, neg_stimulus INTEGER)[], top_correct "
+                "STRUCT(activation FLOAT, neg_stimulus INTEGER)[])")
+    for first in range(low or 0, (high if high is not None else -1) + 1, step):
+        con.execute(f"""
+            INSERT INTO tops
+            WITH keyed AS (
+                -- Only stimuli of the set, as everywhere else (the join drops the others).
+                SELECT a.unit, l.correct AS is_correct,
+                       {{'activation': a.activation, 'neg_stimulus': -a.stimulus}} AS key
+                FROM {acts} a JOIN label_index l USING (stimulus)
+                WHERE a.unit >= {first} AND a.unit < {first + step}
+            )
+            SELECT unit, max(key, {k}) AS top_all,
+                   max(key, {k}) FILTER (WHERE is_correct) AS top_correct
+            FROM keyed GROUP BY unit""")
+    con.execute(f"""
         CREATE OR REPLACE TEMP TABLE ranked AS
         WITH lists AS (
             SELECT 'all' AS subset, unit, top_all AS top FROM tops

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -26,7 +26,8 @@ def open_array(path: Path | str, dataset: str | None = None) -> Iterator[Any]:
         raise InputError("no such file", file=path)
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        yield _checked(np.load(path, mmap_mode="r", allow_pickle=False), path)
+        with path.open("rb") as handle:
+            yield _checked(_NpyRows(handle, path), path)
     elif suffix == ".npz":
         with np.load(path, allow_pickle=False) as archive:
             yield _checked(archive[_dataset_name(path, dataset, list(archive.files))], path)
@@ -41,6 +42,39 @@ def open_array(path: Path | str, dataset: str | None = None) -> Iterator[Any]:
             yield _checked(handle[_dataset_name(path, dataset, names)], path)
     else:
         raise InputError(f"unsupported format {suffix!r}; use .npy, .npz or .h5", file=path)
+
+
+class _NpyRows:
+    """A C-order `.npy` read a block of rows at a time with plain file reads. (A memory map
+    would leave every page it touched resident: a 4 GB array would end as 4 GB of RSS.)"""
+
+    def __init__(self, handle: BinaryIO, path: Path) -> None:
+        try:
+            version = np.lib.format.read_magic(handle)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = read_header(handle)
+        except ValueError as error:
+            raise InputError(f"not a readable .npy file ({error})", file=path) from None
+        if dtype.hasobject:
+            raise InputError("holds Python objects, not numbers", file=path)
+        self.handle, self.shape, self.dtype = handle, shape, dtype
+        self.fortran = fortran
+        self.offset = handle.tell()
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        start, stop, _ = rows.indices(self.shape[0])
+        if self.fortran:  # column-major on disk: rows are not contiguous
+            whole = np.load(self.handle.name, mmap_mode="r", allow_pickle=False)
+            return np.array(whole[start:stop])
+        width = int(np.prod(self.shape[1:], dtype=np.int64))
+        self.handle.seek(self.offset + start * width * self.dtype.itemsize)
+        count = (stop - start) * width
+        block = np.fromfile(self.handle, dtype=self.dtype, count=count)
+        if block.size != count:
+            raise InputError(f"the file ends early: rows {start}..{stop - 1} are missing",
+                             file=self.handle.name)
+        return block.reshape((stop - start, *self.shape[1:]))
 
 
 def _dataset_name(path: Path, dataset: str | None, names: list[str]) -> str:
