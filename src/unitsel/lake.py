@@ -244,6 +244,9 @@ def commit(root: Path, catalog_path: str, work: Callable[[duckdb.DuckDBPyConnect
             if not _is_conflict(error):
                 raise
             newest = started[0] if started else None
+            # The next attempt gets a fresh DuckDB instance: one whose DuckLake commit failed
+            # crashed (SIGSEGV) in ducklake_add_data_files on reuse, about 1 retry in 30.
+            _instances.pop((str(Path(root)), catalog_path), None)
         finally:
             con.close()
         time.sleep(min(2.0, 0.05 * 2 ** attempt) * (0.5 + random.random()))
