@@ -109,19 +109,23 @@ def test_kill_at_random_moments_leaves_old_or_new(tmp_path: Path, catalog_root: 
     duration = time.monotonic() - start
     versions = {"fc": 1}
     outcomes = {"old": 0, "new": 0}
+    # Jobs grow longer (each new stimulus set re-summarises every layer), so the kill window
+    # follows the outcomes: later after a kill that came too early, earlier after a late one.
+    scale = 1.0
     for kill in range(32):
         # Even kills replace the existing partition, odd ones write a new one.
         layer = "fc" if kill % 2 == 0 else f"new{kill}"
         version = kill + 2
         child = subprocess.Popen(ingest_command(root, tmp_path, version, layer),
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.3, 1.05) * duration)
+        time.sleep(rng.uniform(0.3, 1.05) * duration * scale)
         os.kill(child.pid, signal.SIGKILL)
         child.wait()
         seen = check(root)
         now = seen.get(layer, (None,))[0]
         assert now in (versions.get(layer), version)
         outcomes["new" if now == version else "old"] += 1
+        scale *= 0.9 if now == version else 1.15
         if layer in seen:
             versions[layer] = seen[layer][0]
     assert min(outcomes.values()) >= 3, outcomes  # kills landed before and after commits
