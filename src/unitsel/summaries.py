@@ -174,7 +174,7 @@ def partition_files(con: duckdb.DuckDBPyConnection, root: Path) -> dict[tuple[st
     return files
 
 
-def refresh(root: Path, k: int = TOP_K, *, rebuild: bool = False) -> int:
+def refresh(root: Path, *, rebuild: bool = False) -> int:
     """Rebuild the summaries of every activations partition built with another k or layout
     or never built (all of them with `rebuild`), in one commit; returns how many."""
     from unitsel.warehouse import Transaction
@@ -186,7 +186,7 @@ def refresh(root: Path, k: int = TOP_K, *, rebuild: bool = False) -> int:
             f"SELECT {', '.join(_KEYS)}, k, layout FROM {lake.ALIAS}.{SUMMARY_BUILDS.name}"
         ).fetchall()}
         stale = [dict(zip(_KEYS, key, strict=True)) for key in partition_files(con, root)
-                 if rebuild or built.get(key) != (k, LAYOUT_VERSION)]
+                 if rebuild or built.get(key) != (TOP_K, LAYOUT_VERSION)]
     finally:
         con.close()
     if stale:

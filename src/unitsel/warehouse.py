@@ -195,6 +195,7 @@ class Transaction:
         self.summary_files: dict[tuple[str, str, int], list[tuple[str, str]]] = {}
         self.summaries_used: set[tuple[str, str, int]] = set()  # by the latest attempt
         self._runner: Runner | None = None
+        self._committed = False
 
     def __enter__(self) -> Transaction:
         return self
@@ -208,7 +209,7 @@ class Transaction:
                 with contextlib.suppress(OSError):
                     if staged.writer is not None:
                         staged.writer.close()
-                if exc_type is not None or not getattr(self, "_committed", False):
+                if exc_type is not None or not self._committed:
                     staged.path.unlink(missing_ok=True)
 
     def write(self, frame: pl.DataFrame, t: Table | str, source: object = None) -> None:
