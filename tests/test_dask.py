@@ -17,6 +17,9 @@ from polars.testing import assert_frame_equal
 
 import unitsel
 from ingest.arrays import ingest_arrays
+from ingest.texts import embed_texts
+
+from .layers import load
 
 DASK = str(Path(sys.executable).with_name("dask"))
 SUMMARIES = ("class_stats", "unit_top", "unit_summaries")
@@ -64,6 +67,7 @@ def test_summaries_on_two_workers_equal_one_process(
     (tmp_path / "labels.csv").write_text("stimulus,label,is_correct\n" + "".join(
         f"{s},c{s % 4},{str(s % 3 > 0).lower()}\n" for s in range(50)))
     monkeypatch.setattr("ingest._staging.FILE_ROWS", 200)  # 4 units a file: 6 files
+    monkeypatch.setattr("unitsel.summaries.TASK_ROWS", 200)  # a task each
     results = {}
     for name, address in (("local", None), ("dask", scheduler)):
         if address:
@@ -76,7 +80,7 @@ def test_summaries_on_two_workers_equal_one_process(
         assert_frame_equal(results["dask"][table], frame)
     with Client(scheduler) as client:
         finished = client.run_on_scheduler(
-            lambda dask_scheduler: dask_scheduler.task_prefixes["summarise_file"]
+            lambda dask_scheduler: dask_scheduler.task_prefixes["summarise_files"]
             .state_counts["memory"])
     assert finished >= 6, "each of the 6 data files was summarised by a worker"
 
@@ -97,3 +101,55 @@ def test_summarise_command_rebuilds_on_the_cluster(tmp_path: Path, scheduler: st
     assert "scheduler" in result.stderr  # the progress bar names where the work ran
     for table, frame in summaries(root).items():
         assert_frame_equal(frame, before[table])
+
+
+def test_analyses_on_the_cluster_equal_one_process(
+        tmp_path: Path, scheduler: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unit distances (a task per measure), Mantel tests (a task per functional partition,
+    read by the worker) and concept scores (a task per group of units) give the rows of the
+    in-process run, and the workers ran those tasks."""
+    from distributed import Client
+
+    from unitsel.analyses.concept_scores import run_concept_scores
+    from unitsel.analyses.distances import run_unit_distances
+    from unitsel.analyses.mantel import run_mantel
+
+    from .test_concept_scores import HashText
+    from .test_distances import WNIDS, load_semantic
+
+    rng = np.random.default_rng(5)
+    n = len(WNIDS)  # one unit per concept, for the Mantel test
+    acts = rng.random((40, n)).astype(np.float32)
+    encoder = HashText()
+    results = {}
+    for name, address in (("local", None), ("dask", scheduler)):
+        root = tmp_path / name
+        if address:
+            monkeypatch.setenv("UNITSEL_SCHEDULER", address)
+        load(root, acts, [str(i % 4) for i in range(40)])
+        distances = run_unit_distances(root, "m", "s", "l", "none",
+                                       ("minkowski", "pearson", "spearman"))
+        load_semantic(root, rng=np.random.default_rng(2))
+        mantel = run_mantel(root, "toy", ("m",), "l", permutations=99, seed=1, progress=False)
+        embed_texts(root, encoder, "toy-texts", ["dog", "cat", "red car", "striped cat"],
+                    progress=False)
+        with unitsel.Transaction(root) as tx:
+            tx.write(pl.DataFrame({
+                "encoder": encoder.name, "stimulus_set": "s",
+                "stimulus": pl.Series(range(40), dtype=pl.Int32), "crop": "center",
+                "embedding": pl.Series(list(encoder.encode_texts(
+                    [f"cat {i}" if i % 2 else f"dog {i}" for i in range(40)])),
+                    dtype=pl.List(pl.Float32))}), "image_embeddings")
+        concepts = run_concept_scores(root, "m", "s", "l", "none", encoder.name, "toy-texts",
+                                      n=5, group=3, progress=False)
+        results[name] = [frame.drop("snapshot_id", strict=False).sort(pl.all())
+                         for frame in (distances, mantel, concepts)]
+    for local, dask in zip(results["local"], results["dask"], strict=True):
+        assert local.height > 0
+        assert_frame_equal(dask, local)
+    with Client(scheduler) as client:
+        ran = client.run_on_scheduler(lambda dask_scheduler: {
+            name: dask_scheduler.task_prefixes[name].state_counts["memory"]
+            for name in ("data_pairs", "test_partition", "score_group")  # Dask drops the "_"
+            if name in dask_scheduler.task_prefixes})
+    assert ran == {"data_pairs": 3, "test_partition": 3, "score_group": 3}

@@ -126,21 +126,14 @@ WNIDS = ["n02084071", "n02121620", "n02958343", "n01484850", "n01440764", "n0269
          "n04490091", "n02206856"]
 
 
-def test_mantel_batch_equals_scikit_bio(root: Path) -> None:
-    rng = np.random.default_rng(11)
+def load_semantic(root: Path, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Concept set 'toy' (WNIDS) and two semantic baselines of it; returns their matrices."""
     n = len(WNIDS)
     ingest_concepts(root, "toy", pl.DataFrame({"label": WNIDS, "wnid": WNIDS}))
-    functional = {
-        "pearson": ssd.squareform(ssd.pdist(rng.normal(size=(n, 3)))),
-        # Tie-heavy: small integer distances.
-        "minkowski": ssd.squareform(rng.integers(1, 4, n * (n - 1) // 2).astype(float)),
-    }
     semantic = {"path": ssd.squareform(rng.integers(1, 3, n * (n - 1) // 2).astype(float)),
                 "wup": ssd.squareform(ssd.pdist(rng.normal(size=(n, 2))))}
     order = np.argsort(WNIDS)
     with Transaction(root) as tx:
-        for measure, matrix in functional.items():
-            tx.write(_distance_frame(matrix, measure), "unit_distances")
         for measure, matrix in semantic.items():
             # Stored by wnid order (wnid_a < wnid_b), as the semantic job writes them.
             m = matrix[np.ix_(order, order)]
@@ -150,6 +143,21 @@ def test_mantel_batch_equals_scikit_bio(root: Path) -> None:
                 "concept_set": "toy", "measure": measure, "wnid_a": ids[a], "wnid_b": ids[b],
                 "similarity": -m[a, b], "distance": m[a, b], "distance_max_scaled": m[a, b],
                 "source": "test"}), "semantic_distances")
+    return semantic
+
+
+def test_mantel_batch_equals_scikit_bio(root: Path) -> None:
+    rng = np.random.default_rng(11)
+    n = len(WNIDS)
+    functional = {
+        "pearson": ssd.squareform(ssd.pdist(rng.normal(size=(n, 3)))),
+        # Tie-heavy: small integer distances.
+        "minkowski": ssd.squareform(rng.integers(1, 4, n * (n - 1) // 2).astype(float)),
+    }
+    semantic = load_semantic(root, rng)
+    with Transaction(root) as tx:
+        for measure, matrix in functional.items():
+            tx.write(_distance_frame(matrix, measure), "unit_distances")
     for method in ("pearson", "spearman"):
         for alternative in ("two-sided", "greater", "less"):
             result = run_mantel(root, "toy", ("m",), "output", method=method,

@@ -19,7 +19,7 @@ from polars.testing import assert_frame_equal
 import unitsel
 import unitsel.lake
 from ingest._staging import ActivationSink
-from unitsel.summaries import summarise_file
+from unitsel.summaries import summarise_files
 
 NAMES = ["a", "b", "c", "d"]
 KEYS = {"class_stats": ["subset", "unit", "label"], "unit_top": ["subset", "unit", "rank"],
@@ -79,8 +79,9 @@ def reference(acts: np.ndarray, present: np.ndarray, index: np.ndarray,
 
 
 def compare(tmp: Path, acts: np.ndarray, present: np.ndarray, index: np.ndarray,
-            correct: np.ndarray | None, k: int, block: int) -> None:
-    """Write the units in data files of `block` units, summarise each file, compare."""
+            correct: np.ndarray | None, k: int, block: int, together: bool = False) -> None:
+    """Write the units in data files of `block` units, each file a partition (layer) of its
+    own, summarise each file alone or all `together` in one task, compare."""
     n_stimuli, n_units = acts.shape
     known = index >= 0
     labels = pl.DataFrame({
@@ -92,16 +93,28 @@ def compare(tmp: Path, acts: np.ndarray, present: np.ndarray, index: np.ndarray,
     unit = np.tile(np.arange(n_units, dtype=np.int32), n_stimuli)
     stimulus = np.repeat(np.arange(n_stimuli, dtype=np.int32), n_units)
     keep = present.ravel()
-    part = {"model_id": "m", "stimulus_set": "s", "layer": "l", "pool": "none"}
-    parts: dict[str, list[pl.DataFrame]] = {name: [] for name in KEYS}
+    files = []
     for first in range(0, n_units, block):
         rows = keep & (unit >= first) & (unit < first + block)
         path = tmp / f"block{first}.parquet"
         pq.write_table(pa.table({"unit": unit[rows], "stimulus": stimulus[rows],
                                  "activation": acts.ravel()[rows]}), path)
-        for name, output in summarise_file(str(tmp), part, str(path), labels, k):
-            parts[name].append(pl.read_parquet(output).select(
-                pl.col(c).cast(t) for c, t in SCHEMAS[name].items()))
+        files.append(({"model_id": "m", "stimulus_set": "s", "layer": f"block{first}",
+                       "pool": "none"}, str(path)))
+    tasks = [files] if together else [[file] for file in files]
+    parts: dict[str, list[pl.DataFrame]] = {name: [] for name in KEYS}
+    for task in tasks:
+        for (part, _), outputs in zip(task, summarise_files(str(tmp), task, labels, k),
+                                      strict=True):
+            first = int(part["layer"].removeprefix("block"))
+            for name, output in outputs:
+                frame = pl.read_parquet(output)
+                # Each file's rows land in its own partition, with its own units.
+                assert frame.select("model_id", "stimulus_set", "layer", "pool").unique(
+                ).rows(named=True) == [part]
+                assert frame["unit"].is_between(first, first + block - 1).all()
+                parts[name].append(frame.select(pl.col(c).cast(t)
+                                                for c, t in SCHEMAS[name].items()))
     expected = reference(acts, present, index,
                          np.zeros(n_stimuli, bool) if correct is None else correct, k)
     for name, keys in KEYS.items():
@@ -114,11 +127,11 @@ def compare(tmp: Path, acts: np.ndarray, present: np.ndarray, index: np.ndarray,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 2**31), n_stimuli=st.integers(1, 40), n_units=st.integers(1, 12),
        k=st.integers(1, 8), block=st.sampled_from([1, 7, 100]),
-       with_predictions=st.booleans(), with_gaps=st.booleans())
+       with_predictions=st.booleans(), with_gaps=st.booleans(), together=st.booleans())
 def test_file_summaries_match_the_definitions(tmp_path_factory: pytest.TempPathFactory,
                                               seed: int, n_stimuli: int, n_units: int,
                                               k: int, block: int, with_predictions: bool,
-                                              with_gaps: bool) -> None:
+                                              with_gaps: bool, together: bool) -> None:
     rng = np.random.default_rng(seed)
     # Few distinct values (ties everywhere), negatives and both zeros.
     acts = (rng.integers(-2, 4, size=(n_stimuli, n_units)) * 0.5).astype(np.float32)
@@ -127,7 +140,8 @@ def test_file_summaries_match_the_definitions(tmp_path_factory: pytest.TempPathF
     index = rng.integers(0, len(NAMES), n_stimuli)
     index[rng.random(n_stimuli) < 0.05] = -1  # not in the stimulus set
     correct = rng.random(n_stimuli) < 0.5 if with_predictions else None
-    compare(tmp_path_factory.mktemp("files"), acts, present, index, correct, k, block)
+    compare(tmp_path_factory.mktemp("files"), acts, present, index, correct, k, block,
+            together)
 
 
 def test_a_partition_in_several_files_has_the_summaries_of_one(

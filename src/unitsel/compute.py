@@ -31,13 +31,15 @@ class Runner:
     threads: int | None = None
 
     def map(self, function: Callable[..., T], tasks: Sequence[tuple[Any, ...]], *,
-            desc: str, unit: str, progress: bool = True) -> list[T]:
-        """`function(*task)` for every task, in order, with a progress bar."""
+            desc: str, unit: str, progress: bool = True, shared: tuple[Any, ...] = ()
+            ) -> list[T]:
+        """`function(*shared, *task)` for every task, in order, with a progress bar.
+        `shared` are inputs every task reads (a matrix): sent to each worker once."""
         bar = tqdm(total=len(tasks), desc=desc, unit=unit,
                    disable=not progress or len(tasks) < 2)
         results = []
         for task in tasks:
-            results.append(function(*task))
+            results.append(function(*shared, *task))
             bar.update()
         bar.close()
         return results
@@ -53,10 +55,15 @@ class DaskRunner(Runner):
         self.threads = 1
 
     def map(self, function: Callable[..., T], tasks: Sequence[tuple[Any, ...]], *,
-            desc: str, unit: str, progress: bool = True) -> list[T]:
+            desc: str, unit: str, progress: bool = True, shared: tuple[Any, ...] = ()
+            ) -> list[T]:
         from distributed import as_completed
 
-        futures = [self.client.submit(function, *task, pure=False) for task in tasks]
+        if not tasks:
+            return []
+        # In a list, so a dict or list is sent as one value, not element by element.
+        inputs = [self.client.scatter([value], broadcast=True)[0] for value in shared]
+        futures = [self.client.submit(function, *inputs, *task, pure=False) for task in tasks]
         with tqdm(total=len(tasks), desc=f"{desc} ({self.name})", unit=unit,
                   disable=not progress) as bar:
             for _ in as_completed(futures):

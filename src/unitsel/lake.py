@@ -15,7 +15,7 @@ import os
 import random
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -209,6 +209,46 @@ def current_snapshot(root: Path, catalog_path: str | None = None) -> int:
         con.close()
     assert row is not None
     return int(row[0])
+
+
+def partition_files(con: duckdb.DuckDBPyConnection, root: Path,
+                    t: Table) -> dict[tuple[str, ...], list[str]]:
+    """The data files of every committed partition of `t`, by partition values, from the
+    catalog's own record of each file's partition values (no data file is read). This is the
+    catalog's newest state, not an open transaction's: a commit made since the transaction
+    began makes the transaction's own commit conflict (`GUARD`) and re-run, so work that
+    relies on this list never commits on a stale one."""
+    meta = f"__ducklake_metadata_{ALIAS}"
+    pivot = ", ".join(f"max(v.partition_value) FILTER (v.partition_key_index = {i})"
+                      for i in range(len(t.partition_by)))
+    rows = con.sql(f"""
+        SELECT {pivot}, any_value(CASE WHEN f.path_is_relative
+                                       THEN s.path || tb.path || f.path ELSE f.path END)
+        FROM {meta}.ducklake_file_partition_value v
+        JOIN {meta}.ducklake_data_file f USING (data_file_id)
+        JOIN {meta}.ducklake_table tb ON tb.table_id = f.table_id
+        JOIN {meta}.ducklake_schema s ON s.schema_id = tb.schema_id
+        WHERE tb.table_name = '{t.name}' AND tb.end_snapshot IS NULL
+          AND s.end_snapshot IS NULL AND f.end_snapshot IS NULL
+        GROUP BY v.data_file_id ORDER BY ALL""").fetchall()
+    files: dict[tuple[str, ...], list[str]] = {}
+    for *key, path in rows:
+        files.setdefault(tuple(key), []).append(str(Path(data_path(root)) / path))
+    return files
+
+
+def delete_partitions(con: duckdb.DuckDBPyConnection, root: Path, t: Table,
+                      partitions: Iterable[Mapping[str, str]]) -> None:
+    """Delete every row of those `partitions` of `t` that hold data. Only partitions that
+    exist are named: DuckLake drops a partition's whole files from the catalog when the
+    filter is equalities on the partition keys (no file is read), but each DELETE costs tens
+    of milliseconds even when it matches nothing, which a job writing hundreds of new
+    partitions would pay for each."""
+    existing = partition_files(con, root, t)
+    for key in dict.fromkeys(tuple(values[k] for k in t.partition_by) for values in partitions):
+        if key in existing:
+            con.execute(f"DELETE FROM {ALIAS}.{t.name} WHERE "
+                        + " AND ".join(f"{k} = ?" for k in t.partition_by), list(key))
 
 
 class ConflictError(RuntimeError):

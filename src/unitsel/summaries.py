@@ -38,7 +38,10 @@ if TYPE_CHECKING:
 
 TOP_K = 100
 TASK_MEMORY = "1GB"  # DuckDB's memory limit in one file's summary pass
-TOP_STATES = 2_000_000  # top-k entries kept at once (units x k) in a file's pass
+TOP_STATES = 2_000_000  # top-k entries kept at once (units x k) in a task's pass
+# Data files with fewer rows are summarised together in one task, up to this many rows (the
+# size of a full activations data file, so a task's memory bound stays that of one file).
+TASK_ROWS = 8_000_000
 # Bump when the summaries' content changes: every existing summary then counts as stale.
 LAYOUT_VERSION = 3
 Partition = dict[str, str]
@@ -59,7 +62,7 @@ def update(con: duckdb.DuckDBPyConnection, tx: Transaction, k: int = TOP_K) -> N
     parts = {tuple(p.values()): p for p in [*tx.written(ACTIVATIONS), *tx.rebuild]}
     sets = {p["stimulus_set"] for p in tx.written(STIMULI)}
     runs = {(p["model_id"], p["stimulus_set"]) for p in tx.written(PREDICTIONS)}
-    committed = partition_files(con, tx.root)
+    committed = lake.partition_files(con, tx.root, ACTIVATIONS)
     for key in committed:
         part = dict(zip(_KEYS, key, strict=True))
         if part["stimulus_set"] in sets or (part["model_id"], part["stimulus_set"]) in runs:
@@ -71,54 +74,97 @@ def update(con: duckdb.DuckDBPyConnection, tx: Transaction, k: int = TOP_K) -> N
 def build(con: duckdb.DuckDBPyConnection, tx: Transaction,
           parts: list[tuple[Partition, list[str]]], k: int = TOP_K) -> None:
     """Replace the summaries of `parts` (each with its activations data files) inside the open
-    transaction of `con`: one task per data file, run by `tx.runner()`, whose output files
-    this commit registers. A task whose file and labels are those of an earlier attempt of the
-    same commit is not run again."""
-    planned = []
+    transaction of `con`. Data files are summarised by tasks run by `tx.runner()`: a large
+    file alone, small files of one model and stimulus set together (`TASK_ROWS`); the
+    commit registers what they write. A file whose labels are those of an earlier attempt of
+    the same commit is not summarised again."""
+    labels: dict[tuple[str, str], tuple[pl.DataFrame, str]] = {}
+    planned: list[tuple[Partition, list[FileKey]]] = []
     for part, paths in parts:
-        labels = con.sql(f"""
-            SELECT s.stimulus, s.label, p.is_correct
-            FROM {lake.ALIAS}.{STIMULI.name} s
-            LEFT JOIN (SELECT stimulus, is_correct FROM {lake.ALIAS}.{PREDICTIONS.name}
-                       WHERE {_where(part, ('model_id', 'stimulus_set'))}) p USING (stimulus)
-            WHERE {_where(part, ('stimulus_set',))}""").pl()
-        digest = _digest(labels)
-        planned.append((part, [((path, digest, k), labels) for path in paths]))
+        run = (part["model_id"], part["stimulus_set"])
+        if run not in labels:  # one query per model and stimulus set, not per partition
+            frame = _labels(con, part)
+            labels[run] = (frame, _digest(frame))
+        planned.append((part, [(path, labels[run][1], k) for path in paths]))
+    tasks: list[tuple[object, ...]] = []
+    task_keys: list[list[FileKey]] = []
     threads = tx.runner().threads
-    todo = {key: (str(tx.root), part, key[0], labels, k, threads)
-            for part, files in planned for key, labels in files
-            if key not in tx.summary_files}
-    done = tx.runner().map(summarise_file, list(todo.values()), desc="summaries", unit="file")
-    tx.summary_files.update(zip(todo, done, strict=True))
-    tx.summaries_used = {key for _, files in planned for key, _ in files}
-    for part, files in planned:
-        for name in _DERIVED:
-            con.execute(f"DELETE FROM {lake.ALIAS}.{name} WHERE {_where(part)}")
-        for key, _ in files:
-            for name, output in tx.summary_files[key]:
-                con.execute(f"CALL ducklake_add_data_files('{lake.ALIAS}', ?, ?)",
-                            [name, output])
-        keys_sql = ", ".join(f"{lake.sql_string(part[key])} AS {key}" for key in _KEYS)
+    for run, (frame, _) in labels.items():
+        todo = [(part, key) for part, keys in planned for key in keys
+                if (part["model_id"], part["stimulus_set"]) == run
+                and key not in tx.summary_files]
+        for batch in _batches(todo):
+            tasks.append((str(tx.root), [(part, key[0]) for part, key in batch], frame, k,
+                          threads))
+            task_keys.append([key for _, key in batch])
+    done = tx.runner().map(summarise_files, tasks, desc="summaries", unit="task")
+    for keys, outputs in zip(task_keys, done, strict=True):
+        tx.summary_files.update(zip(keys, outputs, strict=True))
+    tx.summaries_used = {key for _, keys in planned for key in keys}
+    for name in _DERIVED:
+        lake.delete_partitions(con, tx.root, table(name), [part for part, _ in planned])
+    for name in _DERIVED[:-1]:
+        paths = [path for _, keys in planned for key in keys
+                 for table_name, path in tx.summary_files[key] if table_name == name]
+        if paths:  # one call registers a list of files
+            con.execute(f"CALL ducklake_add_data_files('{lake.ALIAS}', ?, ?)", [name, paths])
+    if planned:
+        builds = pl.DataFrame([part for part, _ in planned]).with_columns(
+            k=pl.lit(k, pl.Int32), layout=pl.lit(LAYOUT_VERSION, pl.Int32))
+        con.register("unitsel_builds", builds)
         con.execute(f"INSERT INTO {lake.ALIAS}.{SUMMARY_BUILDS.name} BY NAME "
-                    f"SELECT {keys_sql}, {int(k)} AS k, {LAYOUT_VERSION} AS layout")
+                    "SELECT * FROM unitsel_builds")
+        con.unregister("unitsel_builds")
+
+
+# (data file, digest of its partition's labels, k): what a summary file was built from.
+FileKey = tuple[str, str, int]
+
+
+def _labels(con: duckdb.DuckDBPyConnection, part: Partition) -> pl.DataFrame:
+    """The stimulus set's labels and the model's correctness (stimulus, label, is_correct)."""
+    return con.sql(f"""
+        SELECT s.stimulus, s.label, p.is_correct
+        FROM {lake.ALIAS}.{STIMULI.name} s
+        LEFT JOIN (SELECT stimulus, is_correct FROM {lake.ALIAS}.{PREDICTIONS.name}
+                   WHERE {_where(part, ('model_id', 'stimulus_set'))}) p USING (stimulus)
+        WHERE {_where(part, ('stimulus_set',))}""").pl()
+
+
+def _batches(files: list[tuple[Partition, FileKey]]) -> list[list[tuple[Partition, FileKey]]]:
+    """Files grouped into tasks of at most `TASK_ROWS` rows (a larger file is a task of its
+    own), so that a network's hundred small layers are a few tasks, not a hundred."""
+    import pyarrow.parquet as pq
+
+    batches: list[list[tuple[Partition, FileKey]]] = []
+    rows = TASK_ROWS
+    for item in files:
+        file_rows = pq.read_metadata(item[1][0]).num_rows
+        if rows + file_rows > TASK_ROWS:
+            batches.append([])
+            rows = 0
+        batches[-1].append(item)
+        rows += file_rows
+    return batches
 
 
 def _digest(labels: pl.DataFrame) -> str:
     return hashlib.sha256(labels.write_ipc(None).getvalue()).hexdigest()
 
 
-def summarise_file(root: str, part: Partition, path: str, labels: pl.DataFrame, k: int,
-                   threads: int | None = None) -> list[tuple[str, str]]:
-    """Summarise one activations data file (some units, all their stimuli) with one DuckDB
-    pass, given the partition's labels (stimulus, label, is_correct), and write each summary
-    table's rows of those units to a data file of its own; memory is bounded by the file.
-    Returns (table, file) pairs. Runs in any process that sees `root` (a Dask worker)."""
+def summarise_files(root: str, files: list[tuple[Partition, str]], labels: pl.DataFrame,
+                    k: int, threads: int | None = None) -> list[list[tuple[str, str]]]:
+    """Summarise activations data files (each some units of a partition, all their stimuli)
+    of one model and stimulus set in one DuckDB pass, given their labels (stimulus, label,
+    is_correct), and write each summary table's rows of each file's units to a data file in
+    the file's partition; memory is bounded by the files. Returns, per file, its (table,
+    summary file) pairs. Runs in any process that sees `root` (a Dask worker)."""
     import duckdb
 
     from unitsel.warehouse import partition_dir
 
     # DuckDB spills what does not fit under the limit, so a task's memory stays bounded
-    # whatever the file holds.
+    # whatever the files hold.
     config: dict[str, str | bool | int | float | list[str]] = {
         "memory_limit": TASK_MEMORY, "temp_directory": tempfile.gettempdir(),
         "preserve_insertion_order": False}
@@ -126,52 +172,59 @@ def summarise_file(root: str, part: Partition, path: str, labels: pl.DataFrame, 
         config["threads"] = threads
     con = duckdb.connect(config=config)
     con.register("labels_in", labels)
-    # The passes below read the block five times: decode the file once.
-    con.execute("CREATE TEMP TABLE acts AS SELECT unit, stimulus, activation FROM "
-                f"read_parquet({lake.sql_string(path)})")
-    acts = "acts"
-    keys_sql = ", ".join(f"{lake.sql_string(part[key])} AS {key}" for key in _KEYS)
-    outputs = []
+    # The files' units are renumbered into one dense range (file i's units from base_i on),
+    # so the pass below sees one block of units and decodes them per file at the end.
+    paths = [path for _, path in files]
+    ranges = dict(con.execute(
+        "SELECT filename, [min(unit), max(unit)] FROM read_parquet(?, filename = true) "
+        "GROUP BY filename", [paths]).fetchall())
+    base, rows = 0, []
+    for i, (part, path) in enumerate(files):
+        if path not in ranges:
+            continue  # no rows, no summaries
+        low, high = ranges[path]
+        rows.append({"file": i, "filename": path, "base": base, "low": low,
+                     **{key: part[key] for key in _KEYS}})
+        base += high - low + 1
+    outputs: list[list[tuple[str, str]]] = [[] for _ in files]
+    if not rows:
+        con.close()
+        return outputs
+    con.register("files_in", pl.DataFrame(rows))
+    # The passes below read the block five times: decode the files once.
+    con.execute("""
+        CREATE TEMP TABLE acts AS
+        SELECT (a.unit - f.low + f.base)::INTEGER AS unit, a.stimulus, a.activation
+        FROM read_parquet($paths, filename = true) a JOIN files_in f USING (filename)""",
+                {"paths": paths})
     # A unit has at most one top entry per stimulus: asking DuckDB for more only makes each
     # unit's top-k state larger (wide layers on few stimuli).
-    queries = _summarise(con, acts, "(SELECT stimulus, label FROM labels_in)",
+    queries = _summarise(con, "acts", "(SELECT stimulus, label FROM labels_in)",
                          "(SELECT stimulus, is_correct FROM labels_in)",
                          max(1, min(k, labels.height)))
-    for name, query in queries.items():
-        folder = partition_dir(Path(root), table(name), part)
-        folder.mkdir(parents=True, exist_ok=True)
-        output = folder / f"unitsel-{uuid.uuid4().hex}.parquet"
-        written = con.execute(f"COPY (SELECT {keys_sql}, * FROM ({query})) TO "
-                              f"{lake.sql_string(str(output))} (FORMAT parquet)").fetchone()
-        if written and written[0]:
-            outputs.append((name, str(output)))
-        else:
-            output.unlink(missing_ok=True)
+    (Path(root) / lake.DATA_DIR).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=Path(root) / lake.DATA_DIR,
+                                     prefix=".unitsel-summaries-") as scratch:
+        for name, query in queries.items():
+            # One COPY per table, split by file: DuckDB writes file i's rows under file=i.
+            con.execute(f"""
+                COPY (SELECT f.file, {', '.join(f'f.{key}' for key in _KEYS)},
+                             q.* REPLACE ((q.unit - f.base + f.low)::INTEGER AS unit)
+                      FROM ({query}) q ASOF JOIN files_in f ON q.unit >= f.base)
+                TO {lake.sql_string(f"{scratch}/{name}")}
+                (FORMAT parquet, PARTITION_BY (file))""")
+            for i, (part, _) in enumerate(files):
+                written = sorted(Path(scratch, name, f"file={i}").glob("*.parquet"))
+                if not written:
+                    continue
+                folder = partition_dir(Path(root), table(name), part)
+                folder.mkdir(parents=True, exist_ok=True)
+                for piece in written:
+                    output = folder / f"unitsel-{uuid.uuid4().hex}.parquet"
+                    piece.rename(output)
+                    outputs[i].append((name, str(output)))
     con.close()
     return outputs
-
-
-def partition_files(con: duckdb.DuckDBPyConnection, root: Path) -> dict[tuple[str, ...],
-                                                                        list[str]]:
-    """The data files of every committed activations partition, from the catalog's own record
-    of each file's partition values (no data file is read)."""
-    meta = f"__ducklake_metadata_{lake.ALIAS}"
-    pivot = ", ".join(f"max(v.partition_value) FILTER (v.partition_key_index = {i})"
-                      for i in range(len(_KEYS)))
-    rows = con.sql(f"""
-        SELECT {pivot}, any_value(CASE WHEN f.path_is_relative
-                                       THEN s.path || t.path || f.path ELSE f.path END)
-        FROM {meta}.ducklake_file_partition_value v
-        JOIN {meta}.ducklake_data_file f USING (data_file_id)
-        JOIN {meta}.ducklake_table t ON t.table_id = f.table_id
-        JOIN {meta}.ducklake_schema s ON s.schema_id = t.schema_id
-        WHERE t.table_name = '{ACTIVATIONS.name}' AND t.end_snapshot IS NULL
-          AND s.end_snapshot IS NULL AND f.end_snapshot IS NULL
-        GROUP BY v.data_file_id ORDER BY ALL""").fetchall()
-    files: dict[tuple[str, ...], list[str]] = {}
-    for *key, path in rows:
-        files.setdefault(tuple(key), []).append(str(Path(lake.data_path(root)) / path))
-    return files
 
 
 def refresh(root: Path, *, rebuild: bool = False) -> int:
@@ -185,7 +238,8 @@ def refresh(root: Path, *, rebuild: bool = False) -> int:
         built = {row[:4]: row[4:] for row in con.sql(
             f"SELECT {', '.join(_KEYS)}, k, layout FROM {lake.ALIAS}.{SUMMARY_BUILDS.name}"
         ).fetchall()}
-        stale = [dict(zip(_KEYS, key, strict=True)) for key in partition_files(con, root)
+        stale = [dict(zip(_KEYS, key, strict=True))
+                 for key in lake.partition_files(con, root, ACTIVATIONS)
                  if rebuild or built.get(key) != (TOP_K, LAYOUT_VERSION)]
     finally:
         con.close()

@@ -275,16 +275,15 @@ class Transaction:
 
         for staged in self._files.values():
             staged.close()
-        replaced = {(s.t.name, tuple(s.values.values())): s for s in self._files.values()}
+        by_table: dict[str, list[_StagedFile]] = {}
+        for staged in self._files.values():
+            by_table.setdefault(staged.t.name, []).append(staged)
 
         def work(con: duckdb.DuckDBPyConnection) -> None:
-            for staged in replaced.values():
-                con.execute(f"DELETE FROM {lake.ALIAS}.{staged.t.name} WHERE "
-                            + " AND ".join(f"{k} = ?" for k in staged.t.partition_by),
-                            list(staged.values.values()))
-            for staged in self._files.values():
+            for name, files in by_table.items():
+                lake.delete_partitions(con, self.root, table(name), [f.values for f in files])
                 con.execute(f"CALL ducklake_add_data_files('{lake.ALIAS}', ?, ?)",
-                            [staged.t.name, str(staged.path)])
+                            [name, [str(f.path) for f in files]])
             if self.summarise:
                 from unitsel.summaries import update
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from tqdm import tqdm
 
+from unitsel import compute
 from unitsel.adapters.encoders import TextEncoder
 from unitsel.errors import InputError
 from unitsel.lake import current_snapshot
@@ -73,6 +73,21 @@ def _matrix(frame: pl.DataFrame) -> np.ndarray:
     return np.asarray(frame["embedding"].to_list(), dtype=np.float32)
 
 
+def _score_group(texts: np.ndarray, template: np.ndarray, concepts: np.ndarray,
+                 similarity: str, kappa: float, alpha: float, keep: int, units: list[int],
+                 images: np.ndarray) -> pl.DataFrame:
+    """One group's rows: each unit's concepts and its `keep` best-scoring others (a task:
+    the concept texts are sent to each worker once, the group's image embeddings with it)."""
+    block = group_scores(images, texts, template, similarity, kappa)
+    frames = []
+    for unit, s in zip(units, block, strict=True):
+        chosen = concepts_of(s, alpha)
+        best = np.argsort(-s, kind="stable")[: int(chosen.sum()) + keep]
+        frames.append(pl.DataFrame({"unit": unit, "concept": concepts[best],
+                                    "score": s[best], "is_concept": chosen[best]}))
+    return pl.concat(frames)
+
+
 def run_concept_scores(root: Path, model_id: str, stimulus_set: str, layer: str, pool: str,
                        encoder: str, concept_set: str, crop: str = "center",
                        similarity: str = "cos", kappa: float = 0.0, n: int = 40,
@@ -105,21 +120,17 @@ def run_concept_scores(root: Path, model_id: str, stimulus_set: str, layer: str,
     if missing:
         raise InputError(f"{len(missing)} top stimuli have no {encoder} {crop} image "
                          f"embedding, e.g. stimulus {min(missing)}; embed the stimulus set")
-    image_matrix, text_matrix = _matrix(images), _matrix(texts)
-    template_vector = _matrix(base)[0]
-    concepts = np.asarray(texts["concept"])
-    frames = []
+    image_matrix = _matrix(images)
     units, stimuli = top["unit"].to_list(), top["stimuli"].to_list()
-    for start in tqdm(range(0, len(units), group), desc="concept scores", unit="group",
-                      disable=not progress):
-        rows = [[row_of[x] for x in ss] for ss in stimuli[start:start + group]]
-        block = group_scores(image_matrix[np.asarray(rows)], text_matrix, template_vector,
-                             similarity, kappa)
-        for unit, s in zip(units[start:start + group], block, strict=True):
-            chosen = concepts_of(s, alpha)
-            best = np.argsort(-s, kind="stable")[: int(chosen.sum()) + keep]
-            frames.append(pl.DataFrame({"unit": unit, "concept": concepts[best],
-                                        "score": s[best], "is_concept": chosen[best]}))
+    tasks = [(units[start:start + group],
+              image_matrix[np.asarray([[row_of[x] for x in ss]
+                                       for ss in stimuli[start:start + group]])])
+             for start in range(0, len(units), group)]
+    with compute.runner() as run:
+        frames = run.map(_score_group, tasks, desc="concept scores", unit="group",
+                         progress=progress,
+                         shared=(_matrix(texts), _matrix(base)[0],
+                                 np.asarray(texts["concept"]), similarity, kappa, alpha, keep))
     result = pl.concat(frames).with_columns(
         model_id=pl.lit(model_id), stimulus_set=pl.lit(stimulus_set), layer=pl.lit(layer),
         pool=pl.lit(pool), encoder=pl.lit(encoder), crop=pl.lit(crop),

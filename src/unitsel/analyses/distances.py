@@ -27,6 +27,7 @@ import polars as pl
 import scipy.spatial.distance
 import scipy.stats
 
+from unitsel import compute
 from unitsel.analyses.activations import activation_matrix
 from unitsel.errors import InputError
 from unitsel.lake import current_snapshot
@@ -157,6 +158,10 @@ def mu_frame(setting: str, mu: np.ndarray) -> pl.DataFrame:
     })
 
 
+def _data_pairs(x: np.ndarray, measure: str, p: float) -> dict[str, np.ndarray]:
+    return pair_rows(data_distances(x, measure, p))
+
+
 def run_unit_distances(root: Path, model_id: str, stimulus_set: str, layer: str, pool: str,
                        measures: tuple[str, ...] = (*DATA_MEASURES, *EA_N), p: float = 1.0,
                        n: int = 50, d: int = 200, seed: int = 0) -> pl.DataFrame:
@@ -170,9 +175,15 @@ def run_unit_distances(root: Path, model_id: str, stimulus_set: str, layer: str,
     with Transaction(root, snapshot=snapshot) as tx:
         if set(measures) - set(EA_S):
             x, _ = activation_matrix(root, model_id, stimulus_set, layer, pool, snapshot=snapshot)
-        for measure in (m for m in measures if m in DATA_MEASURES):
+        data_measures = [m for m in measures if m in DATA_MEASURES]
+        pairs = []
+        if data_measures:
+            with compute.runner() as run:  # each measure a task; x goes to each worker once
+                pairs = run.map(_data_pairs, [(m, p) for m in data_measures],
+                                desc="distances", unit="measure", progress=False, shared=(x,))
+        for measure, rows in zip(data_measures, pairs, strict=True):
             setting = f"p={p:g}" if measure == "minkowski" else ""
-            frames.append(pl.DataFrame(pair_rows(data_distances(x, measure, p)))
+            frames.append(pl.DataFrame(rows)
                           .with_columns(measure=pl.lit(measure), setting=pl.lit(setting),
                                         **{k: pl.lit(v) for k, v in _partition(
                                             model_id, stimulus_set, layer, pool).items()}))

@@ -4,11 +4,12 @@ For every `unit_distances` partition of the models and layer asked for (every st
 'synthetic' included) and every semantic baseline of the concept set, unit i is paired with
 the concept of class index i, both pair tables become square matrices and scikit-bio's own
 `skbio.stats.distance.mantel` runs on them: r, p and n are scikit-bio's, p identical at a fixed
-seed. scikit-bio's permutations already use every core through BLAS, so tests run one after
-another by default; `workers` > 1 runs them on a local Dask cluster of that many
-single-threaded worker processes (Dask limits each to one BLAS thread), which pays off with
-more cores than BLAS keeps busy (docs/benchmarks.md), and `--scheduler` on your own cluster
-(`unitsel.compute`). The SQL view
+seed. One task per functional partition reads that partition itself and tests it against
+every baseline (the baselines are sent to each worker once). scikit-bio's permutations
+already use every core through BLAS, so tasks run one after another by default; `workers` > 1
+runs them on a local Dask cluster of that many single-threaded worker processes (Dask limits
+each to one BLAS thread), which pays off with more cores than BLAS keeps busy
+(docs/benchmarks.md), and `--scheduler` on your own cluster (`unitsel.compute`). The SQL view
 `mantel_summary` averages r over baselines, as DORA's tables do.
 """
 
@@ -68,6 +69,29 @@ def baseline_matrices(root: Path, concept_set: str, conversion: str,
     return matrices
 
 
+def _test_partition(semantic: dict[str, np.ndarray], concept_set: str, method: str,
+                    permutations: int, alternative: str, seed: int, root: str, snapshot: int,
+                    key: dict[str, str]) -> dict[str, dict[str, float | int | None]]:
+    """Every baseline's test of one `unit_distances` partition, which the task reads itself
+    (on a Dask worker: the partition never travels through the scheduler)."""
+    n = next(iter(semantic.values())).shape[0]
+    # Only the numeric columns: the partition keys would be materialised per row.
+    part = (scan(UNIT_DISTANCES, Path(root), snapshot=snapshot).filter(**key)
+            .select("unit_a", "unit_b", "distance").collect())
+    if part.height != n * (n - 1) // 2:
+        raise InputError(f"{key['model_id']} {key['layer']} ({key['measure']}) has "
+                         f"{part.height} unit pairs but concept set {concept_set!r} has "
+                         f"{n} concepts ({n * (n - 1) // 2} pairs): unit i must stand for "
+                         "class index i")
+    matrix = square(part["unit_a"].to_numpy(), part["unit_b"].to_numpy(),
+                    part["distance"].to_numpy(), n)
+    tested = {}
+    for baseline, other in semantic.items():
+        r, p, count = mantel(matrix, other, method, permutations, alternative, seed)
+        tested[baseline] = {"r": r, "p": p, "n": count}
+    return tested
+
+
 def run_mantel(root: Path, concept_set: str, model_ids: tuple[str, ...], layer: str,
                pool: str = "none", measures: tuple[str, ...] | None = None,
                baselines: tuple[str, ...] | None = None, method: str = "pearson",
@@ -82,7 +106,6 @@ def run_mantel(root: Path, concept_set: str, model_ids: tuple[str, ...], layer: 
         if value not in allowed:
             raise InputError(f"{value!r} is not one of {list(allowed)}")
     semantic = baseline_matrices(root, concept_set, conversion, baselines, snapshot=snapshot)
-    n = next(iter(semantic.values())).shape[0]
     functional = (scan(UNIT_DISTANCES, root, snapshot=snapshot)
                   .filter(pl.col("model_id").is_in(model_ids), layer=layer, pool=pool)
                   .filter(pl.col("measure").is_in(measures) if measures else pl.lit(True)))
@@ -92,28 +115,18 @@ def run_mantel(root: Path, concept_set: str, model_ids: tuple[str, ...], layer: 
         raise InputError(f"no unit distances of {list(model_ids)} {layer} {pool}"
                          f"{' for ' + str(list(measures)) if measures else ''}; compute them "
                          "with `unitsel analyse distances`")
-    tests, rows = [], []
-    for key in partitions.iter_rows(named=True):
-        # Only the numeric columns: the partition keys would be materialised per row.
-        part = (functional.filter(**key).select("unit_a", "unit_b", "distance").collect())
-        if part.height != n * (n - 1) // 2:
-            raise InputError(f"{key['model_id']} {layer} ({key['measure']}) has "
-                             f"{part.height} unit pairs but concept set {concept_set!r} has "
-                             f"{n} concepts ({n * (n - 1) // 2} pairs): unit i must stand for "
-                             "class index i")
-        matrix = square(part["unit_a"].to_numpy(), part["unit_b"].to_numpy(),
-                        part["distance"].to_numpy(), n)
-        for baseline, other in semantic.items():
-            tests.append((matrix, other, method, permutations, alternative, seed))
-            rows.append(key | {"baseline": baseline})
+    tasks = [(str(root), snapshot, key) for key in partitions.iter_rows(named=True)]
     with compute.runner(workers=workers) as run:
-        outcomes = run.map(mantel, tests, desc="Mantel", unit="test", progress=progress)
+        outcomes = run.map(_test_partition, tasks, desc="Mantel", unit="partition",
+                           progress=progress, shared=(semantic, concept_set, method,
+                                                      permutations, alternative, seed))
+    rows = [key | {"baseline": baseline} | outcome
+            for (_, _, key), tested in zip(tasks, outcomes, strict=True)
+            for baseline, outcome in tested.items()]
     result = pl.DataFrame([
         row | {"concept_set": concept_set, "conversion": conversion, "method": method,
-               "alternative": alternative, "permutations": permutations, "seed": seed,
-               "r": r, "p": p, "n": count}
-        for row, (r, p, count) in zip(rows, outcomes, strict=True)
-    ], schema_overrides={"r": pl.Float64, "p": pl.Float64})
+               "alternative": alternative, "permutations": permutations, "seed": seed}
+        for row in rows], schema_overrides={"r": pl.Float64, "p": pl.Float64})
     with Transaction(root, snapshot=snapshot) as tx:
         tx.write(result.select(MANTEL_RESULTS.written_columns), MANTEL_RESULTS)
     return result

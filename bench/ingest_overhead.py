@@ -1,0 +1,78 @@
+"""Benchmark: `unitsel ingest activations` (its job, `ingest_model`) against the bare forward
+pass it wraps: an untrained torchvision MobileNetV2 on 256 images at 112 px (JPEG files of
+160 px, resized to 128 and centre-cropped, batches of 64), every default layer, the default
+kernel pools mean/max/l2.
+
+Both sides read and preprocess the same image files the same way (`unitsel.adapters.images`),
+so the ratio is what recording, writing and summarising add. Each side runs twice; the faster
+run counts.
+
+    python bench/ingest_overhead.py [--images 256] [--size 112]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import torch
+import torchvision
+from PIL import Image
+
+from ingest.activations import ingest_model
+from unitsel.adapters import images
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--images", type=int, default=256)
+    parser.add_argument("--size", type=int, default=112)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    model = torchvision.models.mobilenet_v2(weights=None).eval()
+    prep = images.Preprocessing(image_size=args.size, resize=args.size * 8 // 7,
+                                mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    labels = pl.DataFrame({"stimulus": range(args.images),
+                           "uri": [f"{i}.jpg" for i in range(args.images)],
+                           "label": [f"class{i % 10}" for i in range(args.images)],
+                           "wnid": None},
+                          schema_overrides={"stimulus": pl.Int32, "wnid": pl.String})
+    with tempfile.TemporaryDirectory() as tmp:
+        rng = np.random.default_rng(0)
+        paths = [Path(tmp) / uri for uri in labels["uri"]]
+        for path in paths:
+            pixels = rng.integers(0, 256, size=(args.size * 10 // 7,) * 2 + (3,), dtype=np.uint8)
+            Image.fromarray(pixels).save(path)
+
+        def forward() -> None:
+            with torch.no_grad():
+                for batch in images.batches(paths, prep, 64):
+                    model(batch)
+
+        def ingest() -> None:
+            with tempfile.TemporaryDirectory() as warehouse:
+                ingest_model(model, images.batches(paths, prep, 64), labels,
+                             model_id="mobilenet", stimulus_set="bench",
+                             root=Path(warehouse) / "w", architecture="mobilenet_v2",
+                             state="untrained", preprocessing=prep.to_json(),
+                             source="random init", progress=False)
+
+        timings = {}
+        for name, run in (("forward", forward), ("ingest", ingest)):
+            seconds = []
+            for _ in range(2):
+                started = time.perf_counter()
+                run()
+                seconds.append(time.perf_counter() - started)
+            timings[name] = min(seconds)
+    print(f"MobileNetV2, {args.images} images at {args.size} px: forward pass "
+          f"{timings['forward']:.2f} s, ingest {timings['ingest']:.2f} s, "
+          f"ratio {timings['ingest'] / timings['forward']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
