@@ -48,5 +48,6 @@ bench: setup
 	$(BIN)/python bench/selectivity.py
 	$(BIN)/python bench/mantel.py
 	$(BIN)/python bench/concepts.py
+	$(BIN)/python bench/ingest_overhead.py
 	$(BIN)/python bench/scale.py wide
 	$(BIN)/python bench/scale.py dask
