@@ -264,13 +264,14 @@ SELECT
     measure,
     setting,
     detector,
+    scored_on,
     contamination,
     unit,
     score,
     is_outlier,
     snapshot_id
 FROM lake.unit_outliers;
-COMMENT ON VIEW unit_outliers IS 'Result: outlier detection on a layer''s distance matrix, rows as features (DORA Sec. 4).';
+COMMENT ON VIEW unit_outliers IS 'Result: outlier detection on a layer''s distance matrix (DORA Sec. 4).';
 
 CREATE OR REPLACE VIEW outlier_auc AS
 SELECT
@@ -281,6 +282,7 @@ SELECT
     measure,
     setting,
     detector,
+    scored_on,
     contamination,
     n_outliers,
     repeats,

@@ -12,29 +12,40 @@ COMMENT ON VIEW labelled_activations IS
 -- from the summaries alone. Pinned definitions (docs/metrics.md):
 --   top_label: label of the most active stimulus (ties: smallest stimulus id);
 --   ccmas_label / ccmas2_label: labels with the highest / second-highest mean (ties: label
---   ascending); mu_rest is the mean of the other labels' means;
+--   ascending); ccmas / ccmas2 take mu_rest as the mean of every stimulus outside the label
+--   (Gale et al.), ccmas_class_mean / ccmas2_class_mean as the mean of the other labels'
+--   means (Morcos et al.);
 --   precision_label: most frequent label among the top 100 (ties: the one ranked first).
 CREATE OR REPLACE VIEW selectivity AS
 WITH by_mean AS (
-    SELECT model_id, stimulus_set, layer, pool, subset, unit, label, mean,
+    SELECT model_id, stimulus_set, layer, pool, subset, unit, label, n, mean,
            row_number() OVER w AS mean_rank,
-           count(*) OVER (PARTITION BY model_id, stimulus_set, layer, pool, subset, unit)
-               AS n_labels,
-           sum(mean) OVER (PARTITION BY model_id, stimulus_set, layer, pool, subset, unit)
-               AS sum_means
+           count(*) OVER u AS n_labels,
+           sum(mean) OVER u AS sum_means,
+           sum(n * mean) OVER u AS sum_all,
+           sum(n) OVER u AS n_all
     FROM class_stats
     WINDOW w AS (PARTITION BY model_id, stimulus_set, layer, pool, subset, unit
-                 ORDER BY mean DESC, label)
+                 ORDER BY mean DESC, label),
+           u AS (PARTITION BY model_id, stimulus_set, layer, pool, subset, unit)
 ), ccmas AS (
     SELECT model_id, stimulus_set, layer, pool, subset, unit,
            any_value(label) FILTER (mean_rank = 1) AS ccmas_label,
            sel_ccmas(any_value(mean) FILTER (mean_rank = 1),
+                     sel_pooled_rest(any_value(sum_all), any_value(n_all),
+                                     any_value(mean) FILTER (mean_rank = 1),
+                                     any_value(n) FILTER (mean_rank = 1))) AS ccmas,
+           sel_ccmas(any_value(mean) FILTER (mean_rank = 1),
                      sel_mean_rest(any_value(sum_means), any_value(mean) FILTER (mean_rank = 1),
-                                   any_value(n_labels))) AS ccmas,
+                                   any_value(n_labels))) AS ccmas_class_mean,
            any_value(label) FILTER (mean_rank = 2) AS ccmas2_label,
            sel_ccmas(any_value(mean) FILTER (mean_rank = 2),
+                     sel_pooled_rest(any_value(sum_all), any_value(n_all),
+                                     any_value(mean) FILTER (mean_rank = 2),
+                                     any_value(n) FILTER (mean_rank = 2))) AS ccmas2,
+           sel_ccmas(any_value(mean) FILTER (mean_rank = 2),
                      sel_mean_rest(any_value(sum_means), any_value(mean) FILTER (mean_rank = 2),
-                                   any_value(n_labels))) AS ccmas2
+                                   any_value(n_labels))) AS ccmas2_class_mean
     FROM by_mean
     GROUP BY ALL
 ), label_counts AS (
@@ -57,7 +68,8 @@ SELECT u.model_id, u.stimulus_set, u.layer, u.pool, u.subset, u.unit,
        u.top_label,
        sel_top_class(u.top_cluster, u.n_top_label, u.max_other) AS top_class_selectivity,
        sel_is_localist(sel_top_class(u.top_cluster, u.n_top_label, u.max_other)) AS is_localist,
-       c.ccmas_label, c.ccmas, c.ccmas2_label, c.ccmas2,
+       c.ccmas_label, c.ccmas, c.ccmas2_label, c.ccmas2, c.ccmas_class_mean,
+       c.ccmas2_class_mean,
        p.precision_label,
        sel_precision(p.most_in_100, 100, u.n) AS precision_100,
        sel_precision(p.most_in_60, 60, u.n) AS precision_60
@@ -65,15 +77,15 @@ FROM unit_summaries u
 JOIN ccmas c USING (model_id, stimulus_set, layer, pool, subset, unit)
 JOIN precision p USING (model_id, stimulus_set, layer, pool, subset, unit);
 COMMENT ON VIEW selectivity IS
-    'Class selectivity of every unit (Gale 2019): top-class, localist, CCMAS, CCMAS2, precision 100/60; subset all or correct.';
+    'Class selectivity of every unit (Gale 2019): top-class, localist, CCMAS and CCMAS2 (Gale''s pooled mu_rest; *_class_mean: Morcos''s mean of class means), precision 100/60; subset all or correct.';
 
 -- One partition's units; correct_only := true uses only correctly classified stimuli, as
 -- Gale et al. did (empty when the model has no recorded predictions).
 CREATE OR REPLACE MACRO unit_selectivity(model_name, set_name, layer_name, pool_name,
                                          correct_only := false) AS TABLE
 SELECT s.unit, s.n_stimuli, s.top_label, s.top_class_selectivity, s.is_localist,
-       s.ccmas_label, s.ccmas, s.ccmas2_label, s.ccmas2,
-       s.precision_label, s.precision_100, s.precision_60
+       s.ccmas_label, s.ccmas, s.ccmas2_label, s.ccmas2, s.ccmas_class_mean,
+       s.ccmas2_class_mean, s.precision_label, s.precision_100, s.precision_60
 FROM selectivity s
 WHERE s.model_id = model_name AND s.stimulus_set = set_name AND s.layer = layer_name
   AND s.pool = pool_name AND s.subset = CASE WHEN correct_only THEN 'correct' ELSE 'all' END
@@ -90,6 +102,7 @@ SELECT s.model_id, m.state, s.stimulus_set, s.layer, s.pool, s.subset,
        avg(s.ccmas) AS mean_ccmas,
        quantile_cont(s.ccmas, [0.1, 0.5, 0.9]) AS ccmas_deciles_10_50_90,
        avg(s.ccmas2) AS mean_ccmas2,
+       avg(s.ccmas_class_mean) AS mean_ccmas_class_mean,
        avg(s.precision_100) AS mean_precision_100,
        quantile_cont(s.precision_100, [0.1, 0.5, 0.9]) AS precision_100_deciles_10_50_90,
        avg(s.precision_60) AS mean_precision_60,

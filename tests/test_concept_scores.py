@@ -51,10 +51,13 @@ def test_tvmf_identities() -> None:
         assert (values[1:-1] < c[1:-1]).all()  # sharper than the cosine inside (-1, 1)
 
 
-def test_threshold_rule_includes_ties() -> None:
+def test_threshold_rule_is_strict_unless_inclusive() -> None:
+    """WWW: concepts are the scores "above the threshold"; `inclusive` adds ties at it."""
     s = np.array([1.0, 0.95, 0.95, 0.94, -0.2])
-    assert concepts_of(s, 0.95).tolist() == [True, True, True, False, False]
+    assert concepts_of(s, 0.95).tolist() == [True, False, False, False, False]
+    assert concepts_of(s, 0.95, inclusive=True).tolist() == [True, True, True, False, False]
     assert concepts_of(np.array([0.3, 0.3]), 0.95).tolist() == [True, True]
+    assert concepts_of(np.array([0.0, -0.1]), 0.95).tolist() == [False, False]
 
 
 class HashText:
@@ -97,7 +100,7 @@ def test_job_end_to_end(root: Path) -> None:
         got = result.filter(unit=unit).sort("concept")["score"].to_numpy()
         assert np.allclose(got, expected, atol=1e-6)
         flags = result.filter(unit=unit).sort("concept")["is_concept"].to_numpy()
-        assert (flags == (expected >= 0.95 * expected.max() - 1e-9)).all()
+        assert (flags == (expected > 0.95 * expected.max())).all()
     rerun = run_concept_scores(root, "m", "s", "l", "none", encoder.name, "toy", n=5, keep=10,
                                progress=False)
     assert rerun.height == result.height == 3 * 5

@@ -198,8 +198,9 @@ def _planted(root: Path, outliers: tuple[int, ...]) -> np.ndarray:
 def test_detectors_find_planted_outliers(root: Path) -> None:
     planted = (3, 17, 41)
     _planted(root, planted)
-    result = run_outliers(root, "m", "s", "output", "none", "pearson", contamination=0.05,
-                          truth=planted, repeats=3, progress=False)
+    result = run_outliers(root, "m", "s", "output", "none", "pearson", DETECTORS,
+                          contamination=0.05, truth=planted, repeats=3, progress=False)
+    assert result.filter(scored_on="distances")["detector"].unique().to_list() == ["lof"]
     for name in DETECTORS:
         rows = result.filter(detector=name)
         top = rows.sort("score", descending=True)["unit"].head(3).sort().to_list()
@@ -208,13 +209,36 @@ def test_detectors_find_planted_outliers(root: Path) -> None:
     auc = scan("outlier_auc", root).collect()
     assert auc.height == len(DETECTORS) and (auc["auc"] == 1.0).all()
     assert (auc["n_outliers"] == 3).all() and (auc["repeats"] == 3).all()
-    again = run_outliers(root, "m", "s", "output", "none", "pearson", contamination=0.05,
-                         truth=planted, repeats=3, progress=False)
+    again = run_outliers(root, "m", "s", "output", "none", "pearson", DETECTORS,
+                         contamination=0.05, truth=planted, repeats=3, progress=False)
     assert again.equals(result)  # re-run: same rows, replaced, not added
     assert scan("unit_outliers", root).collect().height == len(DETECTORS) * 60
     assert scan("outlier_auc", root).collect().height == len(DETECTORS)
     with pytest.raises(InputError, match="not units"):
         run_outliers(root, "m", "s", "output", "none", "pearson", truth=(99,))
+
+
+def _lof_by_definition(matrix: np.ndarray, k: int) -> np.ndarray:
+    """Breunig et al.'s local outlier factor from a distance matrix, point by point."""
+    n = len(matrix)
+    neighbours = [np.argsort(np.where(np.arange(n) == p, np.inf, matrix[p]))[:k]
+                  for p in range(n)]
+    k_distance = np.array([matrix[p, neighbours[p][-1]] for p in range(n)])
+    lrd = np.array([1 / np.mean([max(k_distance[o], matrix[p, o]) for o in neighbours[p]])
+                    for p in range(n)])
+    return np.array([np.mean(lrd[neighbours[p]]) / lrd[p] for p in range(n)])
+
+
+def test_lof_scores_the_distance_matrix_as_dora_does(root: Path) -> None:
+    """DORA's protocol: LOF on the distance matrix itself (not on its rows as vectors)."""
+    matrix = _planted(root, (5, 30))
+    result = run_outliers(root, "m", "s", "output", "none", "pearson", ("lof", "lof_rows"),
+                          contamination=0.05, progress=False)
+    lof = result.filter(detector="lof").sort("unit")
+    assert lof["scored_on"].unique().to_list() == ["distances"]
+    assert np.allclose(lof["score"].to_numpy(), _lof_by_definition(matrix, 20), rtol=1e-6)
+    rows = result.filter(detector="lof_rows").sort("unit")["score"].to_numpy()
+    assert not np.allclose(rows, lof["score"].to_numpy())  # a different scoring
 
 
 def test_atlas_separates_clusters_and_colours_by_hypernym(root: Path) -> None:

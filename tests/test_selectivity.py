@@ -14,15 +14,27 @@ import unitsel
 from tests.layers import layers, load
 
 METRICS = ["top_label", "top_class_selectivity", "is_localist", "ccmas_label", "ccmas",
-           "ccmas2_label", "ccmas2", "precision_label", "precision_100", "precision_60"]
+           "ccmas2_label", "ccmas2", "ccmas_class_mean", "ccmas2_class_mean", "precision_label",
+           "precision_100", "precision_60"]
 
 
-def _ccmas(means: dict[str, float], label: str) -> float | None:
+def _ccmas(mu: float, rest: float) -> float | None:
+    return None if mu + rest == 0 else float((mu - rest) / (mu + rest))
+
+
+def _ccmas_pooled(a: np.ndarray, labels: np.ndarray, label: str) -> float | None:
+    """Gale et al.: mu_rest is the mean of every stimulus not in the class."""
+    rest = a[labels != label]
+    return None if not len(rest) else _ccmas(float(a[labels == label].mean()),
+                                             float(rest.mean()))
+
+
+def _ccmas_class_mean(means: dict[str, float], label: str) -> float | None:
+    """Morcos et al.: mu_rest is the mean of the other classes' means."""
     if len(means) < 2:
         return None
-    mu = means[label]
-    rest = float(np.mean([m for name, m in means.items() if name != label]))
-    return None if mu + rest == 0 else float((mu - rest) / (mu + rest))
+    return _ccmas(means[label], float(np.mean([m for name, m in means.items()
+                                                if name != label])))
 
 
 def _precision(ranked_labels: list[str], k: int) -> tuple[str, float]:
@@ -50,9 +62,12 @@ def reference(acts: np.ndarray, labels: list[str]) -> list[dict[str, object]]:
         rows.append({
             "top_label": top, "top_class_selectivity": tcs,
             "is_localist": None if tcs is None else tcs == 1.0,
-            "ccmas_label": by_mean[0], "ccmas": _ccmas(means, by_mean[0]),
+            "ccmas_label": by_mean[0], "ccmas": _ccmas_pooled(a, labels_arr, by_mean[0]),
             "ccmas2_label": by_mean[1] if len(names) > 1 else None,
-            "ccmas2": _ccmas(means, by_mean[1]) if len(names) > 1 else None,
+            "ccmas2": _ccmas_pooled(a, labels_arr, by_mean[1]) if len(names) > 1 else None,
+            "ccmas_class_mean": _ccmas_class_mean(means, by_mean[0]),
+            "ccmas2_class_mean": _ccmas_class_mean(means, by_mean[1]) if len(names) > 1
+            else None,
             "precision_label": _precision(ranked, 100)[0],
             "precision_100": _precision(ranked, 100)[1],
             "precision_60": _precision(ranked, 60)[1],
@@ -202,3 +217,19 @@ def test_export_writes_what_the_macro_returns(root: Path, tmp_path: Path, suffix
     frame = pl.read_csv(out) if suffix == ".csv" else pl.read_parquet(out)
     assert frame.height == 3
     assert_same(frame.select(METRICS).to_dicts(), sql_metrics(root))
+
+
+def test_ccmas_pools_the_rest_on_unbalanced_classes(root: Path) -> None:
+    """Gale et al.'s mu_rest (every stimulus outside A) against Morcos et al.'s (mean of the
+    other classes' means) on six classes of 250/150/80/60/40/20 stimuli: both equal numpy's,
+    and they differ, as they do on real (correctly classified, so unbalanced) data."""
+    sizes = [250, 150, 80, 60, 40, 20]
+    labels = [f"c{i}" for i, size in enumerate(sizes) for _ in range(size)]
+    rng = np.random.default_rng(8)
+    shift = np.repeat(np.linspace(0, 1, len(sizes)), sizes)[:, None]
+    acts = np.maximum(rng.normal(size=(len(labels), 40)) + shift, 0).astype(np.float32)
+    load(root, acts, labels)
+    got = sql_metrics(root)
+    assert_same(got, reference(acts, labels))
+    gap = [abs(row["ccmas"] - row["ccmas_class_mean"]) for row in got]
+    assert max(gap) > 0.01 and sum(g > 1e-6 for g in gap) > 30

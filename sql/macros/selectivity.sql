@@ -10,7 +10,16 @@ CREATE OR REPLACE MACRO sel_ccmas(mu_a, mu_rest) AS
 COMMENT ON MACRO sel_ccmas IS
     'CCMAS (Morcos 2018; Gale 2019): (mu_a - mu_rest)/(mu_a + mu_rest); NULL if the denominator is 0; may exceed 1 when mu_rest < 0.';
 
--- Mean of the other labels' means: (sum of all label means - mu_a) / (n_labels - 1).
+-- Gale et al.'s mu_rest: the mean activation of all stimuli not in class A (their text, "the
+-- mean activation of all images not in class A", and their released code pool them):
+-- (sum of all activations - n_a * mu_a) / (n_all - n_a). NULL when no stimulus is outside A.
+CREATE OR REPLACE MACRO sel_pooled_rest(sum_all, n_all, mu_a, n_a) AS
+    CASE WHEN n_all > n_a THEN (sum_all - n_a * mu_a) / (n_all - n_a) END;
+COMMENT ON MACRO sel_pooled_rest IS
+    'mu_rest for CCMAS as Gale 2019: mean of every stimulus outside class A, (sum_all - n_a*mu_a)/(n_all - n_a); NULL when none.';
+
+-- Morcos et al.'s wording: the mean of the other labels' means, (sum of all label means -
+-- mu_a) / (n_labels - 1); equals the pooled mean on balanced classes.
 -- NULL with a single label (there is no rest).
 CREATE OR REPLACE MACRO sel_mean_rest(sum_means, mu_a, n_labels) AS
     CASE WHEN n_labels > 1 THEN (sum_means - mu_a) / (n_labels - 1) END;

@@ -20,19 +20,22 @@ from unitsel.cli import analyse, layer_options, root_option
 @click.option("--kappa", default=8.0, show_default=True, help="t-vMF concentration.")
 @click.option("--n", default=40, show_default=True, help="Top stimuli per unit.")
 @click.option("--alpha", default=0.95, show_default=True, help="Concept sensitivity.")
+@click.option("--inclusive", is_flag=True,
+              help="Count scores equal to alpha x max as concepts too (>=; WWW says 'above').")
 @click.option("--template", default="a photo of a", show_default=True)
 @click.option("--labels", "label_set", default=None,
               help="Concept set of the output classes: also evaluate (F1, hit rate, cos).")
 @root_option
 def concepts(model_id: str, stimulus_set: str, layer: str, pool: str, encoder: str,
              concept_set: str, crop: str, similarity: str, kappa: float, n: int, alpha: float,
-             template: str, label_set: str | None, root: Path) -> None:
+             inclusive: bool, template: str, label_set: str | None, root: Path) -> None:
     """WWW concept scores per unit -> concept_scores (+ concept_evaluation with --labels)."""
     from unitsel.adapters.encoders import SentenceTransformerText
     from unitsel.analyses.concept_scores import run_concept_scores, run_evaluation
 
     result = run_concept_scores(root, model_id, stimulus_set, layer, pool, encoder, concept_set,
-                                crop, similarity, kappa, n, alpha, template)
+                                crop, similarity, kappa, n, alpha, template,
+                                inclusive=inclusive)
     click.echo(f"concept_scores: {result.filter('is_concept').height} concepts of "
                f"{result['unit'].n_unique()} units")
     if label_set is not None:

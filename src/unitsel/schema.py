@@ -381,19 +381,24 @@ MANTEL_RESULTS = _result_table(
 UNIT_OUTLIERS = _result_table(
     "unit_outliers",
     (*_SEMANTIC_PARTITION, _MEASURE, _SETTING,
-     _key("detector", "'lof', 'iforest', 'ocsvm', 'abod' or 'feature_bagging' (PyOD)."),
+     _key("detector", "'lof' (scikit-learn, on the distance matrix: DORA's protocol), or "
+          "on the matrix's rows (PyOD): 'lof_rows', 'iforest', 'ocsvm', 'abod', "
+          "'feature_bagging'."),
+     Column("scored_on", pl.String(), "'distances' (the matrix itself) or 'rows' (each "
+            "unit's row of distances as its feature vector)."),
      Column("contamination", pl.Float64(), "Expected share of outliers."),
      _UNIT,
      Column("score", pl.Float64(), "Outlier score (higher is more anomalous)."),
      Column("is_outlier", pl.Boolean(), "Among the top `contamination` share of scores.")),
     (*ACTIVATIONS.partition_by, "measure"),
-    "Result: outlier detection on a layer's distance matrix, rows as features (DORA Sec. 4).",
+    "Result: outlier detection on a layer's distance matrix (DORA Sec. 4).",
 )
 
 OUTLIER_AUC = _result_table(
     "outlier_auc",
     (*_SEMANTIC_PARTITION, _MEASURE, _SETTING,
      _key("detector", "Outlier detector, as in unit_outliers."),
+     Column("scored_on", pl.String(), "'distances' or 'rows', as in unit_outliers."),
      Column("contamination", pl.Float64(), "Expected share of outliers."),
      Column("n_outliers", pl.Int32(), "Units labelled as true outliers."),
      Column("repeats", pl.Int32(), "Runs with random states 0 … repeats - 1."),
@@ -609,8 +614,8 @@ CONCEPT_SCORES = _result_table(
      _key("concept", "A concept text of the set."),
      Column("score", pl.Float64(), "S_j: mean over the unit's top-n images of sim(v, t_j) - "
             "sim(v, t_template)."),
-     Column("is_concept", pl.Boolean(), "score >= alpha * max score: one of the unit's "
-            "concepts.")),
+     Column("is_concept", pl.Boolean(), "score > alpha * max score (>= with --inclusive): "
+            "one of the unit's concepts.")),
     ("model_id", "stimulus_set", "layer", "pool", "encoder", "crop", "similarity",
      "concept_set"),
     "Result: WWW concept scores per unit; the unit's concepts and its next-best concepts.",

@@ -109,7 +109,9 @@ def mantel(concept_set: str, model_ids: tuple[str, ...], layer: str, pool: str,
 @layer_options("'synthetic' for EA_s.")
 @click.option("--measure", required=True, help="Stored functional measure.")
 @click.option("--detectors", default="lof,iforest,ocsvm,abod,feature_bagging",
-              show_default=True)
+              show_default=True,
+              help="lof: scikit-learn's LOF on the distance matrix (DORA's protocol); the "
+                   "others (and lof_rows) score each unit's row of distances (PyOD).")
 @click.option("--contamination", default=0.01, show_default=True)
 @click.option("--truth", default=None, help="Comma-separated true outlier units (AUC).")
 @click.option("--repeats", default=100, show_default=True, help="AUC runs (random states).")

@@ -10,6 +10,14 @@ SELECT 2.0;
 SELECT sel_ccmas(1.0, -1.0);
 SELECT NULL::DOUBLE;
 
+-- case: pooled rest mean, hand-worked: A = 2 stimuli of mean 3, the others 1, 1, 4 (sum 12 in all)
+SELECT sel_pooled_rest(12.0, 5, 3.0, 2);
+SELECT 2.0;
+
+-- case: no pooled rest when every stimulus is in A
+SELECT sel_pooled_rest(6.0, 2, 3.0, 2);
+SELECT NULL::DOUBLE;
+
 -- case: mean of the other labels' means
 SELECT sel_mean_rest(6.0, 3.0, 4);
 SELECT 1.0;

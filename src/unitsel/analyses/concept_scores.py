@@ -6,8 +6,9 @@ with `crop` 'center' or 'gradcam') and concept texts t_j of a concept set:
     S_j = (1/n) sum_v [ sim(v, t_j) - sim(v, t_template) ]
 
 sim is the cosine c of the unit-norm embeddings, or t-vMF(c; kappa) = (1 + c) / (1 + kappa (1 -
-c)) - 1 (Kobayashi 2021; kappa = 0 is the cosine). The unit's concepts are those with S_j >=
-alpha * max_j S_j (alpha = 0.95; ties at the threshold are concepts). Concepts are scored in
+c)) - 1 (Kobayashi 2021; kappa = 0 is the cosine). The unit's concepts are those with S_j >
+alpha * max_j S_j (alpha = 0.95), "above the threshold" as the paper says; `inclusive` counts
+scores equal to the threshold too (>=). Concepts are scored in
 chunks (`chunk` texts at a time) for groups of `group` units, so 80k WordNet lemmas never
 become a dense units x concepts matrix: the peak is group x concepts scores plus one chunk of
 group x n x chunk similarities (float64).
@@ -64,9 +65,10 @@ def scores(images: np.ndarray, texts: np.ndarray, template: np.ndarray, similari
     return np.asarray(group_scores(images[None], texts, template, similarity, kappa, chunk)[0])
 
 
-def concepts_of(score: np.ndarray, alpha: float) -> np.ndarray:
-    """The concept rule: S_j >= alpha * max S."""
-    return np.asarray(score >= alpha * score.max())
+def concepts_of(score: np.ndarray, alpha: float, inclusive: bool = False) -> np.ndarray:
+    """The concept rule: S_j > alpha * max S (>= when `inclusive`)."""
+    threshold = alpha * score.max()
+    return np.asarray(score >= threshold if inclusive else score > threshold)
 
 
 def _matrix(frame: pl.DataFrame) -> np.ndarray:
@@ -74,14 +76,14 @@ def _matrix(frame: pl.DataFrame) -> np.ndarray:
 
 
 def _score_group(texts: np.ndarray, template: np.ndarray, concepts: np.ndarray,
-                 similarity: str, kappa: float, alpha: float, keep: int, units: list[int],
-                 images: np.ndarray) -> pl.DataFrame:
+                 similarity: str, kappa: float, alpha: float, inclusive: bool, keep: int,
+                 units: list[int], images: np.ndarray) -> pl.DataFrame:
     """One group's rows: each unit's concepts and its `keep` best-scoring others (a task:
     the concept texts are sent to each worker once, the group's image embeddings with it)."""
     block = group_scores(images, texts, template, similarity, kappa)
     frames = []
     for unit, s in zip(units, block, strict=True):
-        chosen = concepts_of(s, alpha)
+        chosen = concepts_of(s, alpha, inclusive)
         best = np.argsort(-s, kind="stable")[: int(chosen.sum()) + keep]
         frames.append(pl.DataFrame({"unit": unit, "concept": concepts[best],
                                     "score": s[best], "is_concept": chosen[best]}))
@@ -92,6 +94,7 @@ def run_concept_scores(root: Path, model_id: str, stimulus_set: str, layer: str,
                        encoder: str, concept_set: str, crop: str = "center",
                        similarity: str = "cos", kappa: float = 0.0, n: int = 40,
                        alpha: float = 0.95, template: str = "a photo of a", keep: int = 5,
+                       inclusive: bool = False,
                        group: int = 64, progress: bool = True) -> pl.DataFrame:
     """Score every unit of a layer against a concept set; write (replace) the partition."""
     snapshot = current_snapshot(root)  # every read and the results pin it
@@ -130,7 +133,8 @@ def run_concept_scores(root: Path, model_id: str, stimulus_set: str, layer: str,
         frames = run.map(_score_group, tasks, desc="concept scores", unit="group",
                          progress=progress,
                          shared=(_matrix(texts), _matrix(base)[0],
-                                 np.asarray(texts["concept"]), similarity, kappa, alpha, keep))
+                                 np.asarray(texts["concept"]), similarity, kappa, alpha, inclusive,
+                                 keep))
     result = pl.concat(frames).with_columns(
         model_id=pl.lit(model_id), stimulus_set=pl.lit(stimulus_set), layer=pl.lit(layer),
         pool=pl.lit(pool), encoder=pl.lit(encoder), crop=pl.lit(crop),

@@ -1,10 +1,13 @@
 """Outlier units from a layer's functional distance matrix (DORA Sec. 4 and Table 3).
 
-Each unit is described by its row of the distance matrix (its distances to every unit), as
-DORA's released code does, and PyOD's detectors score those rows: LOF, Isolation Forest,
-one-class SVM, ABOD (fast, 10 neighbours) and feature bagging. `is_outlier` marks the top
-`contamination` share of scores (PyOD's threshold). With known true outliers, DORA's protocol
-scores each detector by ROC AUC, repeated with random states 0 … repeats - 1.
+`lof` is DORA's protocol: outlier detection "based on the computed distance matrix" (Sec. 4),
+as DORA's notebook runs it, scikit-learn's LocalOutlierFactor with `metric='precomputed'` on
+the matrix itself. The detectors that need vectors describe each unit by its row of the matrix
+(its distances to every unit) and PyOD scores those rows: `lof_rows` (LOF on the rows), Isolation
+Forest, one-class SVM, ABOD (fast, 10 neighbours) and feature bagging; `scored_on` says which
+input a detector used. `is_outlier` marks the top `contamination` share of scores. With known
+true outliers, DORA's protocol scores each detector by ROC AUC, repeated with random states
+0 … repeats - 1 (LOF is deterministic: its sd is 0).
 """
 
 from __future__ import annotations
@@ -23,7 +26,27 @@ from unitsel.lake import current_snapshot
 from unitsel.schema import OUTLIER_AUC, UNIT_OUTLIERS
 from unitsel.warehouse import Transaction
 
-DETECTORS = ("lof", "iforest", "ocsvm", "abod", "feature_bagging")
+DETECTORS = ("lof", "lof_rows", "iforest", "ocsvm", "abod", "feature_bagging")
+DEFAULT_DETECTORS = ("lof", "iforest", "ocsvm", "abod", "feature_bagging")
+# The one detector that scores the distance matrix itself; the others score its rows.
+ON_DISTANCES = "lof"
+NEIGHBOURS = 20  # LOF's neighbours (scikit-learn's and PyOD's default), fewer for small layers
+
+
+class _PrecomputedLOF:
+    """scikit-learn's LOF on a precomputed distance matrix, exposing PyOD's fitted
+    attributes (scores: higher is more anomalous)."""
+
+    def __init__(self, n_neighbors: int, contamination: float) -> None:
+        from sklearn.neighbors import LocalOutlierFactor
+
+        self.model = LocalOutlierFactor(n_neighbors=n_neighbors, metric="precomputed",
+                                        contamination=contamination)
+
+    def fit(self, matrix: np.ndarray) -> _PrecomputedLOF:
+        self.labels_ = self.model.fit_predict(matrix) == -1
+        self.decision_scores_ = -self.model.negative_outlier_factor_
+        return self
 
 
 def detector(name: str, contamination: float, n: int, seed: int) -> Any:
@@ -38,9 +61,10 @@ def detector(name: str, contamination: float, n: int, seed: int) -> Any:
         raise InputError(f"contamination must be in (0, 0.5], got {contamination}")
     if n < 3:
         raise InputError(f"outlier detection needs at least 3 units, got {n}")
-    neighbours = min(20, n - 1)
+    neighbours = min(NEIGHBOURS, n - 1)
     builders = {
-        "lof": lambda: LOF(n_neighbors=neighbours, contamination=contamination),
+        "lof": lambda: _PrecomputedLOF(neighbours, contamination),
+        "lof_rows": lambda: LOF(n_neighbors=neighbours, contamination=contamination),
         "iforest": lambda: IForest(contamination=contamination, random_state=seed),
         "ocsvm": lambda: OCSVM(contamination=contamination),
         "abod": lambda: ABOD(contamination=contamination, n_neighbors=min(10, n - 1)),
@@ -54,7 +78,8 @@ def detector(name: str, contamination: float, n: int, seed: int) -> Any:
 
 def scores(matrix: np.ndarray, name: str, contamination: float,
            seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(outlier scores, outlier flags) of each unit's distance row."""
+    """(outlier scores, outlier flags) of each unit, from the distance matrix (`lof`) or
+    from each unit's row of it (the others)."""
     model = detector(name, contamination, matrix.shape[0], seed).fit(matrix)
     return np.asarray(model.decision_scores_, float), np.asarray(model.labels_, bool)
 
@@ -72,7 +97,7 @@ def detection_auc(matrix: np.ndarray, truth: np.ndarray, name: str, contaminatio
 
 
 def run_outliers(root: Path, model_id: str, stimulus_set: str, layer: str, pool: str,
-                 measure: str, detectors: Sequence[str] = DETECTORS,
+                 measure: str, detectors: Sequence[str] = DEFAULT_DETECTORS,
                  contamination: float = 0.01, truth: Sequence[int] | None = None,
                  repeats: int = 100, seed: int = 0, progress: bool = True) -> pl.DataFrame:
     """Score every unit with each detector; with `truth` (true outlier units) also write the
@@ -91,12 +116,14 @@ def run_outliers(root: Path, model_id: str, stimulus_set: str, layer: str, pool:
     for name in tqdm(detectors, desc="outlier detectors", unit="detector",
                      disable=not progress):
         score, is_outlier = scores(matrix, name, contamination, seed)
+        scored_on = "distances" if name == ON_DISTANCES else "rows"
         frames.append(pl.DataFrame({
-            "detector": name, "unit": np.arange(n, dtype=np.int32), "score": score,
-            "is_outlier": is_outlier}))
+            "detector": name, "scored_on": scored_on, "unit": np.arange(n, dtype=np.int32),
+            "score": score, "is_outlier": is_outlier}))
         if flags is not None:
             mean, sd = detection_auc(matrix, flags, name, contamination, repeats)
-            aucs.append({"detector": name, "n_outliers": int(flags.sum()), "repeats": repeats,
+            aucs.append({"detector": name, "scored_on": scored_on,
+                         "n_outliers": int(flags.sum()), "repeats": repeats,
                          "auc": mean, "auc_sd": sd})
     keys = {"model_id": model_id, "stimulus_set": stimulus_set, "layer": layer, "pool": pool,
             "measure": measure, "setting": setting, "contamination": contamination}
