@@ -113,6 +113,6 @@ def run_imagenet(root: Path, run: Run = Run(), progress: bool = True) -> list[st
                         progress=progress)
     summary = (result.group_by("measure").agg(pl.col("r").mean().alias("mean_r"))
                .sort("measure"))
-    lines.append("MobileNetV2 logits, mean Mantel r over path/lch/wup/word2vec: " + ", ".join(
+    lines.append("MobileNetV2 logits, mean Mantel r over path/lch/wup/glove-6b-50d: " + ", ".join(
         f"{m} {r:.2f}" for m, r in summary.rows()))
     return lines

@@ -66,7 +66,7 @@ def test_demo_fills_the_semantic_tables(demo_root: Path) -> None:
     assert counts["mantel_results"] == 2 * 7 * 4
     assert [m for m, s in measures if s == "synthetic"] == ["ea_s_layerwise", "ea_s_pairwise"]
     # The digits are WordNet siblings: the taxonomy baselines are constant, r is NULL.
-    assert mantel == [("lch", 0), ("path", 0), ("word2vec", 14), ("wup", 0)]
+    assert mantel == [("glove-6b-50d", 14), ("lch", 0), ("path", 0), ("wup", 0)]
     # DORA Table 3 in miniature: the face logits planted among the digit logits.
     assert auc.height == 3 * 5 and set(auc["n_outliers"]) == {2}
     assert auc["auc"].is_between(0, 1).all()

@@ -263,3 +263,32 @@ def test_atlas_separates_clusters_and_colours_by_hypernym(root: Path) -> None:
     assert hypernym("n02084071", 6) == path[6].name()
     assert hypernym("n02084071", 99) == "dog.n.01"
     assert path[0] == wn.synset("entity.n.01")
+
+
+def test_mantel_runs_on_the_concepts_a_baseline_covers(root: Path) -> None:
+    """A concept without a word vector (NULL distances) leaves that baseline's test on the
+    other concepts: r and p are scikit-bio's on the reduced matrices, n says how many."""
+    rng = np.random.default_rng(4)
+    n = len(WNIDS)
+    functional = ssd.squareform(ssd.pdist(rng.normal(size=(n, 3))))
+    semantic = ssd.squareform(ssd.pdist(rng.normal(size=(n, 2))))
+    ingest_concepts(root, "toy", pl.DataFrame({"label": WNIDS, "wnid": WNIDS}))
+    order = np.argsort(WNIDS)
+    ids = np.asarray(WNIDS)[order]
+    a, b = np.triu_indices(n, 1)
+    m = semantic[np.ix_(order, order)]
+    gap = WNIDS[2]  # no vector: every pair with it is NULL
+    values = pl.Series([None if gap in (ids[i], ids[j]) else m[i, j]
+                        for i, j in zip(a, b, strict=True)], dtype=pl.Float64)
+    with Transaction(root) as tx:
+        tx.write(_distance_frame(functional, "pearson"), "unit_distances")
+        tx.write(pl.DataFrame({
+            "concept_set": "toy", "measure": "vectors-x", "wnid_a": ids[a], "wnid_b": ids[b],
+            "similarity": values, "distance": values, "distance_max_scaled": values,
+            "source": "test"}), "semantic_distances")
+    row = run_mantel(root, "toy", ("m",), "output", permutations=99, seed=2,
+                     progress=False).row(0, named=True)
+    keep = [i for i in range(n) if i != 2]
+    r, p, count = skbio_mantel(functional[np.ix_(keep, keep)], semantic[np.ix_(keep, keep)],
+                               permutations=99, seed=2)
+    assert (row["r"], row["p"], row["n"]) == (r, p, count) and count == n - 1

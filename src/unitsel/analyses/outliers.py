@@ -12,7 +12,7 @@ true outliers, DORA's protocol scores each detector by ROC AUC, repeated with ra
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +62,7 @@ def detector(name: str, contamination: float, n: int, seed: int) -> Any:
     if n < 3:
         raise InputError(f"outlier detection needs at least 3 units, got {n}")
     neighbours = min(NEIGHBOURS, n - 1)
-    builders = {
+    builders: dict[str, Callable[[], Any]] = {
         "lof": lambda: _PrecomputedLOF(neighbours, contamination),
         "lof_rows": lambda: LOF(n_neighbors=neighbours, contamination=contamination),
         "iforest": lambda: IForest(contamination=contamination, random_state=seed),

