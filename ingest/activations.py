@@ -31,7 +31,7 @@ from unitsel.adapters.torch_model import (
     record,
     weights_sha256,
 )
-from unitsel.cli import root_option
+from unitsel.cli import NAME, root_option
 from unitsel.errors import InputError
 
 if TYPE_CHECKING:
@@ -174,12 +174,13 @@ def read_image_stimuli(image_dir: Path, labels_file: Path, image_size: int, resi
 
 
 @ingest.command("activations")
-@click.option("--model-id", required=True, help="Model identifier to store, e.g. resnet18-trained.")
+@click.option("--model-id", type=NAME, required=True,
+              help="Model identifier to store, e.g. resnet18-trained.")
 @click.option("--arch", required=True, help="torchvision architecture name, e.g. resnet18.")
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Local state-dict file; omit for a randomly initialised (untrained) model.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the untrained model.")
-@click.option("--stimulus-set", required=True, help="Stimulus set identifier.")
+@click.option("--stimulus-set", type=NAME, required=True, help="Stimulus set identifier.")
 @image_options
 @click.option("--classes", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Class names, one per line in output order: records predictions.")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
+import polars as pl
 from tqdm import tqdm
 
 from ingest import ingest
@@ -20,7 +22,7 @@ from unitsel import Transaction
 from unitsel.adapters import arrays
 from unitsel.adapters.labels import read_labels
 from unitsel.adapters.torch_model import LayerInfo
-from unitsel.cli import root_option
+from unitsel.cli import NAME, root_option
 from unitsel.errors import InputError
 from unitsel.warehouse import read_partition
 
@@ -36,41 +38,52 @@ def ingest_arrays(
     provenance an earlier torch ingest recorded. Returns a one-line summary.
     """
     labels = read_labels(labels_file)
-    with arrays.open_array(acts, dataset) as array, Transaction(root) as tx:
+    with arrays.open_array(acts, dataset) as array:
         if array.shape[0] != labels.height:
             raise InputError(f"{array.shape[0]} rows (stimuli) but {labels_file} labels "
                              f"{labels.height} stimuli", file=acts)
-        stage_stimuli(tx, stimulus_set, labels, labels_file, replace_stimuli)
-        if read_partition("models", {"model_id": model_id}, root) is None:
-            stage_model(tx, model_id, architecture=architecture, state=state,
-                        weights_sha256=None, preprocessing="{}", source=str(Path(acts).resolve()))
-        n_units = int(array.shape[1])
-        stage_layers(tx, model_id, [LayerInfo(layer, pool, "array", n_units, (n_units,))])
-        if labels["is_correct"].null_count() == 0:
-            stage_predictions(tx, model_id, stimulus_set, labels,
-                              [None] * labels.height, labels["is_correct"])
-        sink = ActivationSink(tx, model_id, stimulus_set, acts, labels.height)
-        blocks = arrays.blocks(array)
-        total = -(-array.shape[0] // arrays.BLOCK_ROWS)
-        for start, block in tqdm(blocks, total=total, desc=f"{layer}", unit="block",
-                                 disable=not progress):
-            sink(layer, pool, start, block)
+        with Transaction(root) as tx:
+            _stage_layer(tx, array, acts, labels, labels_file, model_id=model_id,
+                         stimulus_set=stimulus_set, layer=layer, root=root, pool=pool,
+                         state=state, architecture=architecture,
+                         replace_stimuli=replace_stimuli, progress=progress)
     return summary_line(tx, root)
+
+
+def _stage_layer(tx: Transaction, array: Any, acts: Path, labels: pl.DataFrame,
+                 labels_file: Path, *, model_id: str, stimulus_set: str, layer: str,
+                 root: Path, pool: str, state: str, architecture: str, replace_stimuli: bool,
+                 progress: bool) -> None:
+    stage_stimuli(tx, stimulus_set, labels, labels_file, replace_stimuli)
+    if read_partition("models", {"model_id": model_id}, root) is None:
+        stage_model(tx, model_id, architecture=architecture, state=state,
+                    weights_sha256=None, preprocessing="{}", source=str(Path(acts).resolve()))
+    n_units = int(array.shape[1])
+    stage_layers(tx, model_id, [LayerInfo(layer, pool, "array", n_units, (n_units,))])
+    if labels["is_correct"].null_count() == 0:
+        stage_predictions(tx, model_id, stimulus_set, labels,
+                          [None] * labels.height, labels["is_correct"])
+    sink = ActivationSink(tx, model_id, stimulus_set, acts, labels.height)
+    blocks = arrays.blocks(array, acts)
+    total = -(-array.shape[0] // arrays.BLOCK_ROWS)
+    for start, block in tqdm(blocks, total=total, desc=f"{layer}", unit="block",
+                             disable=not progress):
+        sink(layer, pool, start, block)
 
 
 @ingest.command("arrays")
 @click.argument("acts", type=click.Path(path_type=Path))
 @click.option("--labels", "labels_file", required=True, type=click.Path(path_type=Path),
               help="CSV with columns stimulus,label (optional wnid, uri, is_correct).")
-@click.option("--model-id", required=True, help="Model identifier, e.g. alexnet-caffe.")
-@click.option("--stimulus-set", required=True, help="Stimulus set identifier.")
-@click.option("--layer", required=True, help="Layer name, e.g. fc6.")
+@click.option("--model-id", type=NAME, required=True, help="Model identifier, e.g. alexnet-caffe.")
+@click.option("--stimulus-set", type=NAME, required=True, help="Stimulus set identifier.")
+@click.option("--layer", type=NAME, required=True, help="Layer name, e.g. fc6.")
 @click.option("--dataset", default=None, help="Dataset name inside an .npz or .h5 file.")
 @click.option("--pool", default="none", show_default=True,
               type=click.Choice(["none", "mean", "max", "l2"]))
-@click.option("--state", default="trained", show_default=True,
+@click.option("--state", type=NAME, default="trained", show_default=True,
               help="Model state when the model is new: trained, untrained or a checkpoint.")
-@click.option("--architecture", default="unknown", show_default=True)
+@click.option("--architecture", type=NAME, default="unknown", show_default=True)
 @click.option("--replace-stimuli", is_flag=True, help="Overwrite a stimulus set that differs.")
 @root_option
 def arrays_command(acts: Path, labels_file: Path, model_id: str, stimulus_set: str, layer: str,

@@ -20,7 +20,7 @@ from ingest import ingest
 from ingest.activations import image_options, read_image_stimuli
 from unitsel.adapters.encoders import ImageEncoder
 from unitsel.adapters.gradcam import crops, gradcam
-from unitsel.cli import root_option
+from unitsel.cli import NAME, root_option
 from unitsel.errors import InputError
 from unitsel.schema import IMAGE_EMBEDDINGS
 from unitsel.warehouse import Transaction
@@ -61,16 +61,17 @@ def embed_images(root: Path, encoder: ImageEncoder, stimulus_set: str, images: t
 
 
 @ingest.command("images")
-@click.option("--stimulus-set", required=True, help="The set's id (as ingested).")
+@click.option("--stimulus-set", type=NAME, required=True, help="The set's id (as ingested).")
 @image_options
 @click.option("--clip-arch", required=True, help="open_clip architecture, e.g. ViT-B-32.")
 @click.option("--clip-checkpoint", required=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--crop-size", default=160, show_default=True, help="Crop window in pixels.")
-@click.option("--model-id", default=None, help="Target model for Grad-CAM crops (with --arch).")
+@click.option("--model-id", type=NAME, default=None,
+              help="Target model for Grad-CAM crops (with --arch).")
 @click.option("--arch", default=None, help="Target model's torchvision architecture.")
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False), default=None)
-@click.option("--layer", default=None, help="Target model's conv layer for Grad-CAM.")
+@click.option("--layer", type=NAME, default=None, help="Target model's conv layer for Grad-CAM.")
 @root_option
 def images_command(stimulus_set: str, image_dir: Path, labels_file: Path, image_size: int,
                    resize: int, mean: str, std: str, clip_arch: str, clip_checkpoint: Path,

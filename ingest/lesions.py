@@ -30,7 +30,7 @@ from ingest import ingest
 from ingest.activations import image_options, read_classes, read_image_stimuli
 from unitsel.adapters import images
 from unitsel.adapters.torch_model import load_model
-from unitsel.cli import root_option
+from unitsel.cli import NAME, root_option
 from unitsel.errors import InputError
 from unitsel.schema import LESIONS
 from unitsel.warehouse import Transaction
@@ -177,14 +177,15 @@ def ingest_lesions(model: nn.Module, inputs: torch.Tensor, labels: pl.DataFrame,
 
 
 @ingest.command("lesions")
-@click.option("--model-id", required=True, help="Model identifier (as ingested).")
+@click.option("--model-id", type=NAME, required=True, help="Model identifier (as ingested).")
 @click.option("--arch", required=True, help="torchvision architecture name.")
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Local state-dict file; omit for the untrained model of --seed.")
 @click.option("--seed", default=0, show_default=True,
               help="Seed of the untrained model and of the probe's split.")
-@click.option("--stimulus-set", required=True, help="Held-out stimulus set identifier.")
-@click.option("--layer", required=True, help="Module path whose units (kernels) are lesioned.")
+@click.option("--stimulus-set", type=NAME, required=True, help="Held-out stimulus set identifier.")
+@click.option("--layer", type=NAME, required=True,
+              help="Module path whose units (kernels) are lesioned.")
 @click.option("--category", default="face", show_default=True, help="Target label.")
 @click.option("--task", type=click.Choice(["probe", "accuracy"]), default="probe",
               show_default=True)

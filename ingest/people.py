@@ -23,7 +23,7 @@ import click
 import polars as pl
 
 from ingest import ingest
-from unitsel.cli import root_option
+from unitsel.cli import NAME, root_option
 from unitsel.errors import InputError
 from unitsel.schema import ANNOTATIONS, RATINGS, READOUT_WEIGHTS, STUDIES, STUDY_PANELS
 from unitsel.warehouse import Transaction, scan
@@ -167,7 +167,7 @@ def ingest_readout(module: nn.Module, model_id: str, layer: str, class_names: li
     return frame
 
 
-_study = click.option("--study-id", required=True, help="Study identifier.")
+_study = click.option("--study-id", type=NAME, required=True, help="Study identifier.")
 _file = click.option("--file", "path", required=True,
                      type=click.Path(exists=True, dir_okay=False, path_type=Path),
                      help="CSV (or JSON records for ratings).")
@@ -200,10 +200,11 @@ def annotations_command(study_id: str, path: Path, description: str, root: Path)
 
 
 @ingest.command("readout")
-@click.option("--model-id", required=True)
+@click.option("--model-id", type=NAME, required=True)
 @click.option("--arch", required=True, help="torchvision architecture name.")
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False), default=None)
-@click.option("--layer", required=True, help="The linear read-out module, e.g. classifier.1.")
+@click.option("--layer", type=NAME, required=True,
+              help="The linear read-out module, e.g. classifier.1.")
 @click.option("--classes", required=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Class names in output order, one per line.")

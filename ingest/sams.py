@@ -22,7 +22,7 @@ from ingest import ingest
 from unitsel.adapters.feature_vis import Settings, generate
 from unitsel.adapters.torch_model import load_model
 from unitsel.analyses.distances import SYNTHETIC, mu_frame
-from unitsel.cli import root_option
+from unitsel.cli import NAME, root_option
 from unitsel.schema import AMS, AMS_ACTIVATIONS
 from unitsel.warehouse import Transaction, replaced_folder
 
@@ -73,11 +73,11 @@ def ingest_sams(model: nn.Module, model_id: str, layer: str, pool: str, n_units:
 
 
 @ingest.command("sams")
-@click.option("--model-id", required=True, help="Model identifier (as ingested).")
+@click.option("--model-id", type=NAME, required=True, help="Model identifier (as ingested).")
 @click.option("--arch", required=True, help="torchvision architecture name.")
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Local state-dict file; omit for the untrained model of --seed.")
-@click.option("--layer", default="output", show_default=True,
+@click.option("--layer", type=NAME, default="output", show_default=True,
               help="Module path, or 'output' for the logits.")
 @click.option("--pool", default="none", show_default=True, help="none, mean, max or l2.")
 @click.option("--n-units", type=int, required=True, help="Units of the layer at this pool.")

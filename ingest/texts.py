@@ -22,7 +22,7 @@ from unitsel import wordnet
 from unitsel.adapters.encoders import SentenceTransformerText, TextEncoder
 from unitsel.analyses.concept_scores import TEMPLATE_SET
 from unitsel.analyses.semantics import concept_set_frame
-from unitsel.cli import root_option
+from unitsel.cli import NAME, root_option
 from unitsel.errors import InputError
 from unitsel.schema import TEXT_EMBEDDINGS
 from unitsel.warehouse import Transaction
@@ -73,7 +73,7 @@ def embed_texts(root: Path, encoder: TextEncoder, concept_set: str, texts: list[
 
 
 @ingest.command("texts")
-@click.option("--concept-set", required=True,
+@click.option("--concept-set", type=NAME, required=True,
               help=f"A stored concept set, '{WORDNET_NOUNS}', or a name for --file.")
 @click.option("--file", "path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="One concept text per line.")

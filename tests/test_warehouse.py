@@ -22,11 +22,12 @@ import unitsel.lake
 import unitsel.summaries
 from unitsel.cli import cli
 from unitsel.errors import InputError
+from unitsel.names import READ_AS_NULL
 from unitsel.schema import ACTIVATIONS, TABLES
-from unitsel.warehouse import HIVE_DEFAULT, Transaction, partition_dir
+from unitsel.warehouse import Transaction, partition_dir
 
 NAMES = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1,
-                max_size=12).filter(lambda s: s.lower() not in ("null", HIVE_DEFAULT.lower()))
+                max_size=12).filter(lambda s: s.lower() not in READ_AS_NULL)
 
 
 def activations_frame(model_id: str, layer: str, matrix: np.ndarray) -> pl.DataFrame:

@@ -16,10 +16,27 @@ from typing import Any, TypeVar
 
 import click
 
+from unitsel import names
 from unitsel.errors import InputError
 from unitsel.warehouse import DEFAULT_ROOT
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _Name(click.ParamType[str]):
+    """A model id, stimulus set, layer, study … (`unitsel.names`: length and characters)."""
+
+    name = "name"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> str:
+        why = names.problem(str(value))
+        if why:
+            self.fail(why, param, ctx)
+        return str(value)
+
+
+NAME = _Name()
 
 
 def root_option(f: F) -> F:
@@ -35,9 +52,9 @@ def layer_options(set_help: str) -> Callable[[F], F]:
     the partition a layer-level job works on."""
     def decorate(f: F) -> F:
         for option in reversed([
-            click.option("--model-id", required=True),
-            click.option("--stimulus-set", required=True, help=set_help),
-            click.option("--layer", required=True),
+            click.option("--model-id", type=NAME, required=True),
+            click.option("--stimulus-set", type=NAME, required=True, help=set_help),
+            click.option("--layer", type=NAME, required=True),
             click.option("--pool", default="none", show_default=True),
         ]):
             f = option(f)
@@ -65,7 +82,25 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except (InputError, duckdb.Error) as error:
+            if ctx.meta.get(DEBUG):
+                raise
             raise click.ClickException(str(error)) from None
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as error:
+            # Anything unforeseen still ends in one line; --debug shows where it came from.
+            if ctx.meta.get(DEBUG):
+                raise
+            raise click.ClickException(
+                f"{type(error).__name__}: {error} (unexpected: rerun with `unitsel --debug …` "
+                "for the traceback and report it)") from None
+
+
+DEBUG = "unitsel.debug"
+
+
+def _use_debug(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    ctx.meta[DEBUG] = value
 
 
 def _use_catalog(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
@@ -91,6 +126,8 @@ def scheduler_option(f: F) -> F:
 
 @click.group(cls=_Group)
 @click.version_option(package_name="unitsel")
+@click.option("--debug", is_flag=True, expose_value=False, callback=_use_debug, is_eager=True,
+              help="Show the full traceback of an error instead of one line.")
 @click.option("--catalog", envvar="UNITSEL_CATALOG", expose_value=False, callback=_use_catalog,
               help="DuckLake catalog: 'postgres:<libpq string>' for many machines over a "
                    "shared root; default the root's own catalog.sqlite. A root remembers it.")
@@ -147,7 +184,7 @@ def models(root: Path) -> None:
 
 
 @cli.command()
-@click.option("--model-id", default=None, help="Only this model.")
+@click.option("--model-id", type=NAME, default=None, help="Only this model.")
 @root_option
 def layers(model_id: str | None, root: Path) -> None:
     """List the recorded layers and pools of every model (or one)."""
@@ -174,9 +211,9 @@ def metrics() -> None:
 
 
 @metrics.command("selectivity")
-@click.option("--model-id", required=True)
-@click.option("--stimulus-set", required=True)
-@click.option("--layer", default=None, help="One layer; default every layer.")
+@click.option("--model-id", type=NAME, required=True)
+@click.option("--stimulus-set", type=NAME, required=True)
+@click.option("--layer", type=NAME, default=None, help="One layer; default every layer.")
 @click.option("--pool", default="none", show_default=True)
 @click.option("--correct-only", is_flag=True, help="Only correctly classified stimuli (Gale).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
@@ -193,10 +230,10 @@ def selectivity(model_id: str, stimulus_set: str, layer: str | None, pool: str,
 
 
 @metrics.command("category")
-@click.option("--model-id", required=True)
-@click.option("--stimulus-set", required=True)
+@click.option("--model-id", type=NAME, required=True)
+@click.option("--stimulus-set", type=NAME, required=True)
 @click.option("--category", default="face", show_default=True, help="Target label.")
-@click.option("--layer", default=None, help="One layer; default every layer.")
+@click.option("--layer", type=NAME, default=None, help="One layer; default every layer.")
 @click.option("--pool", default=None, help="One pool; default every pool.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Output file: .csv or .parquet.")
@@ -218,8 +255,8 @@ def analyse() -> None:
 
 
 @analyse.command("consistency")
-@click.option("--model-id", required=True)
-@click.option("--stimulus-set", required=True, help="Set the metrics are computed on.")
+@click.option("--model-id", type=NAME, required=True)
+@click.option("--stimulus-set", type=NAME, required=True, help="Set the metrics are computed on.")
 @click.option("--category", default="face", show_default=True, help="Target label.")
 @root_option
 def consistency(model_id: str, stimulus_set: str, category: str, root: Path) -> None:
@@ -232,15 +269,16 @@ def consistency(model_id: str, stimulus_set: str, category: str, root: Path) -> 
 
 
 @analyse.command("decoding")
-@click.option("--model-id", required=True)
-@click.option("--stimulus-set", required=True, help="Set the units are selected on.")
+@click.option("--model-id", type=NAME, required=True)
+@click.option("--stimulus-set", type=NAME, required=True, help="Set the units are selected on.")
 @click.option("--category", default="face", show_default=True, help="Target label.")
-@click.option("--layer", required=True)
+@click.option("--layer", type=NAME, required=True)
 @click.option("--pool", default="l2", show_default=True)
 @click.option("--decode-set", default=None, help="Set whose labels are decoded; default the same.")
 @click.option("--n-units", type=int, default=None,
               help="Units per metric; default the fewest any metric selects.")
-@click.option("--folds", default=10, show_default=True, help="k of the k-fold scheme.")
+@click.option("--folds", default=10, show_default=True, type=click.IntRange(min=2),
+              help="k of the k-fold scheme (at least 2).")
 @click.option("--seed", default=0, show_default=True)
 @root_option
 def decoding(model_id: str, stimulus_set: str, category: str, layer: str, pool: str,

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import click
 
-from unitsel.cli import analyse, layer_options, root_option
+from unitsel.cli import NAME, analyse, layer_options, root_option
 
 
 @analyse.command("concepts")
 @layer_options("Probe set: the units' top stimuli.")
 @click.option("--encoder", required=True, help="Encoder of the stored image/text embeddings.")
-@click.option("--concept-set", required=True, help="Embedded concept texts.")
+@click.option("--concept-set", type=NAME, required=True, help="Embedded concept texts.")
 @click.option("--crop", default="center", show_default=True, help="center or gradcam:<model>.")
 @click.option("--similarity", type=click.Choice(["cos", "tvmf"]), default="cos",
               show_default=True)

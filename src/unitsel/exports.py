@@ -13,8 +13,11 @@ from unitsel.warehouse import connection
 
 
 def _check_suffix(out: Path) -> None:
+    """The output path is usable: .csv or .parquet, in a folder that exists."""
     if out.suffix.lower() not in (".csv", ".parquet"):
         raise InputError("the output must end in .csv or .parquet", file=out)
+    if not out.parent.is_dir():
+        raise InputError("no such folder for the output; create it first", file=out.parent)
 
 
 def write_file(frame: pl.DataFrame, out: Path) -> int:

@@ -251,6 +251,30 @@ def delete_partitions(con: duckdb.DuckDBPyConnection, root: Path, t: Table,
                         + " AND ".join(f"{k} = ?" for k in t.partition_by), list(key))
 
 
+def remove_if_empty(root: Path, catalog_path: str) -> None:
+    """Delete a root whose lake holds no data file (only what `init` made): what a
+    job that failed before its first commit leaves when it was the one creating the root.
+    A root with a catalog elsewhere (PostgreSQL) is left alone."""
+    import shutil
+
+    if not catalog_path.startswith("sqlite:"):
+        return
+    con = attach(root, catalog_path)
+    try:
+        meta = f"__ducklake_metadata_{ALIAS}"
+        files = con.sql(f"SELECT count(*) FROM {meta}.ducklake_data_file f JOIN "
+                        f"{meta}.ducklake_table t USING (table_id) "
+                        f"WHERE t.table_name <> '{GUARD}'").fetchone()
+    finally:
+        con.close()
+    if files and files[0] == 0:
+        instance = _instances.pop((str(Path(root)), catalog_path), None)
+        if instance is not None:
+            instance.close()
+        _initialised.discard((str(Path(root).resolve()), catalog_path))
+        shutil.rmtree(root, ignore_errors=True)
+
+
 class ConflictError(RuntimeError):
     """Other jobs kept committing while this one tried to: nothing of it was written."""
 

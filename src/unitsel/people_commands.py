@@ -7,13 +7,14 @@ from pathlib import Path
 
 import click
 
-from unitsel.cli import analyse, cli, root_option
+from unitsel.cli import NAME, analyse, cli, root_option
 
 
 @analyse.command("ratings")
-@click.option("--study-id", required=True)
-@click.option("--stimulus-set", required=True, help="Set the units' top / CCMAS classes are on.")
-@click.option("--concept-set", required=True, help="Maps those class labels to WordNet.")
+@click.option("--study-id", type=NAME, required=True)
+@click.option("--stimulus-set", type=NAME, required=True,
+              help="Set the units' top / CCMAS classes are on.")
+@click.option("--concept-set", type=NAME, required=True, help="Maps those class labels to WordNet.")
 @click.option("--match-rule", type=click.Choice(["wordnet", "exact"]), default="wordnet",
               show_default=True)
 @root_option
@@ -27,7 +28,7 @@ def ratings(study_id: str, stimulus_set: str, concept_set: str, match_rule: str,
 
 
 @analyse.command("agreement")
-@click.option("--study-id", required=True)
+@click.option("--study-id", type=NAME, required=True)
 @root_option
 def agreement(study_id: str, root: Path) -> None:
     """Coverage, purity, Jaccard, D = 1 / D = 2 agreement of an annotation study."""
@@ -38,14 +39,15 @@ def agreement(study_id: str, root: Path) -> None:
 
 
 @cli.command("export-study")
-@click.option("--study-id", required=True)
-@click.option("--model-id", required=True)
-@click.option("--layer", required=True)
+@click.option("--study-id", type=NAME, required=True)
+@click.option("--model-id", type=NAME, required=True)
+@click.option("--layer", type=NAME, required=True)
 @click.option("--pool", default="none", show_default=True)
-@click.option("--units", default=None, help="Comma-separated units; default every unit.")
+@click.option("--units", default=None, callback=lambda ctx, param, value: _units(value, param),
+              help="Comma-separated units; default every unit.")
 @click.option("--source", type=click.Choice(["ams", "top"]), default="ams", show_default=True,
               help="Panels of activation-maximisation signals or of top stimuli.")
-@click.option("--stimulus-set", default=None, help="For --source top.")
+@click.option("--stimulus-set", type=NAME, default=None, help="For --source top.")
 @click.option("--images", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="The stimulus set's image folder; default <root>/images/<set>.")
 @click.option("--lists", default=4, show_default=True, help="Counterbalanced lists.")
@@ -53,7 +55,7 @@ def agreement(study_id: str, root: Path) -> None:
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
 @root_option
 def export_study_command(study_id: str, model_id: str, layer: str, pool: str,
-                         units: str | None, source: str, stimulus_set: str | None,
+                         units: list[int] | None, source: str, stimulus_set: str | None,
                          images: Path | None, lists: int, seed: int, out: Path,
                          root: Path) -> None:
     """Write a rating study package: 10 x 10 panels per unit and a manifest CSV."""
@@ -68,10 +70,21 @@ def export_study_command(study_id: str, model_id: str, layer: str, pool: str,
             raise click.ClickException(f"no layer {layer} {pool} of {model_id}")
         chosen = list(range(int(found[0])))
     else:
-        chosen = [int(u) for u in units.split(",") if u.strip()]
+        chosen = units
     manifest = export_study(root, study_id, [(model_id, layer, pool, u) for u in chosen], out,
                             source, stimulus_set, images, lists, seed)
     click.echo(f"wrote {manifest.height} panels and {out / 'manifest.csv'}")
+
+
+def _units(value: str | None, param: click.Parameter) -> list[int] | None:
+    if value is None:
+        return None
+    parts = [part.strip() for part in value.split(",") if part.strip()]
+    bad = [part for part in parts if not part.isdigit()]
+    if bad or not parts:
+        raise click.BadParameter(f"{(bad or [value])[0]!r} is not a unit number (0, 1, …); "
+                                 "give them comma-separated", param=param)
+    return [int(part) for part in parts]
 
 
 def dashboards_home() -> Path:

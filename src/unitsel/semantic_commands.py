@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 import polars as pl
 
-from unitsel.cli import F, analyse, cli, layer_options, root_option
+from unitsel.cli import NAME, F, analyse, cli, layer_options, root_option
 
 
 def _names(text: str | None) -> tuple[str, ...] | None:
@@ -35,7 +35,8 @@ def _measure_option(default: str, help_text: str) -> Callable[[F], F]:
 
 
 @analyse.command("semantic")
-@click.option("--concept-set", required=True, help="As ingested by `unitsel ingest concepts`.")
+@click.option("--concept-set", type=NAME, required=True,
+              help="As ingested by `unitsel ingest concepts`.")
 @_measure_option("path,lch,wup,vectors", "Comma-separated semantic measures (vectors: the "
                  "word-vector baseline).")
 @click.option("--vectors", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -81,10 +82,10 @@ def distances(model_id: str, stimulus_set: str, layer: str, pool: str, measures:
 
 
 @analyse.command("mantel")
-@click.option("--concept-set", required=True, help="Concepts of the layer's units.")
-@click.option("--model-id", "model_ids", required=True, multiple=True,
+@click.option("--concept-set", type=NAME, required=True, help="Concepts of the layer's units.")
+@click.option("--model-id", "model_ids", type=NAME, required=True, multiple=True,
               help="Repeat for a batch over models.")
-@click.option("--layer", default="output", show_default=True)
+@click.option("--layer", type=NAME, default="output", show_default=True)
 @click.option("--pool", default="none", show_default=True)
 @click.option("--measures", default=None, help="Functional measures; default all stored.")
 @click.option("--baselines", default=None, help="Semantic measures; default all stored.")
@@ -139,7 +140,8 @@ def outliers(model_id: str, stimulus_set: str, layer: str, pool: str, measure: s
 @analyse.command("atlas")
 @layer_options("'synthetic' for EA_s.")
 @click.option("--measure", required=True, help="Stored functional measure.")
-@click.option("--concept-set", default=None, help="Colour output units by their hypernym.")
+@click.option("--concept-set", type=NAME, default=None,
+              help="Colour output units by their hypernym.")
 @click.option("--depth", default=6, show_default=True, help="Hypernym depth (0 = entity).")
 @click.option("--seed", default=0, show_default=True)
 @root_option

@@ -24,7 +24,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from unitsel import lake
+from unitsel import lake, names
 from unitsel.errors import InputError
 from unitsel.schema import Table, table
 
@@ -36,8 +36,6 @@ if TYPE_CHECKING:
 DEFAULT_ROOT = Path("warehouse")
 # DuckLake reads these partition values as NULL (the first in any case), so no partition may
 # take them.
-HIVE_DEFAULT = "__HIVE_DEFAULT_PARTITION__"
-_READ_AS_NULL = ("null", HIVE_DEFAULT.lower())
 # Rows buffered per partition before a row group is written: bounds memory when a job streams
 # into many partitions at once, and is near DuckDB's own row-group size.
 _ROW_GROUP_ROWS = 1 << 18
@@ -181,6 +179,8 @@ class Transaction:
                  catalog: str | None = None, snapshot: int | None = None,
                  scheduler: str | None = None) -> None:
         self.root = Path(root).resolve()
+        # A job that fails on bad input leaves no trace: not even a new root's empty lake.
+        self._new_root = not self.root.exists()
         self.catalog = lake.init(self.root, catalog)
         self.summarise = summarise
         self.scheduler = scheduler
@@ -211,6 +211,8 @@ class Transaction:
                         staged.writer.close()
                 if exc_type is not None or not self._committed:
                     staged.path.unlink(missing_ok=True)
+            if not self._committed and self._new_root:
+                lake.remove_if_empty(self.root, self.catalog)
 
     def write(self, frame: pl.DataFrame, t: Table | str, source: object = None) -> None:
         """Stage a frame holding every column of `t`; it is split by the partition keys."""
@@ -241,11 +243,9 @@ class Transaction:
         block: int = 0,
     ) -> None:
         for key in t.partition_by:
-            value = values.get(key)
-            if not value or value.lower() in _READ_AS_NULL:
-                raise InputError(f"{key} must be a non-empty name other than 'null' and "
-                                 f"{HIVE_DEFAULT!r} (read back as NULL), got {value!r}",
-                                 file=source, column=key)
+            why = names.problem(values.get(key) or "")
+            if why:
+                raise InputError(f"{key} {values.get(key)!r}: {why}", file=source, column=key)
         ident = (t.name, tuple(values[k] for k in t.partition_by), block)
         staged = self._files.get(ident)
         if staged is None:

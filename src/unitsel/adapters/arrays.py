@@ -34,7 +34,12 @@ def open_array(path: Path | str, dataset: str | None = None) -> Iterator[Any]:
     elif suffix in (".h5", ".hdf5"):
         import h5py
 
-        with h5py.File(path, "r") as handle:
+        try:
+            handle = h5py.File(path, "r")
+        except OSError as error:
+            raise InputError(f"cannot read: not a readable HDF5 file ({error})",
+                             file=path) from None
+        with handle:
             names: list[str] = []
             handle.visititems(
                 lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None
@@ -54,13 +59,18 @@ class _NpyRows:
             read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                            else np.lib.format.read_array_header_2_0)
             shape, fortran, dtype = read_header(handle)
-        except ValueError as error:
-            raise InputError(f"not a readable .npy file ({error})", file=path) from None
+        except (ValueError, EOFError) as error:
+            raise InputError(f"not a readable .npy file ({error or 'empty'})",
+                             file=path) from None
         if dtype.hasobject:
             raise InputError("holds Python objects, not numbers", file=path)
         self.handle, self.shape, self.dtype = handle, shape, dtype
         self.fortran = fortran
         self.offset = handle.tell()
+        needed = self.offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        if path.stat().st_size < needed:  # checked now: before anything is written
+            raise InputError(f"the file ends early: its header says {shape} {dtype} "
+                             f"({needed:,} bytes) but it has {path.stat().st_size:,}", file=path)
 
     def __getitem__(self, rows: slice) -> np.ndarray:
         start, stop, _ = rows.indices(self.shape[0])
@@ -100,7 +110,16 @@ def _checked(array: Any, path: Path) -> Any:
     return array
 
 
-def blocks(array: Any, rows: int = BLOCK_ROWS) -> Iterator[tuple[int, np.ndarray]]:
-    """(first row, block) pairs covering the array in row order."""
+def blocks(array: Any, path: Path, rows: int = BLOCK_ROWS) -> Iterator[tuple[int, np.ndarray]]:
+    """(first row, block) pairs covering the array in row order. Activations are stored as
+    float32: integers it cannot hold exactly (above 2^24) are refused, not rounded."""
     for start in range(0, array.shape[0], rows):
-        yield start, np.asarray(array[start : start + rows])
+        block = np.asarray(array[start : start + rows])
+        if block.dtype.kind in "iu":
+            inexact = block.astype(np.float32).astype(np.float64) != block
+            if inexact.any():
+                row, column = (int(i[0]) for i in np.nonzero(inexact))
+                raise InputError(f"{block[row, column]} is not exactly a float32 (activations "
+                                 "are stored as float32; convert the array deliberately)",
+                                 file=path, row=start + row, column=str(column))
+        yield start, block

@@ -9,7 +9,7 @@ or the i-th image. Errors name the file's line number (the header is line 1) and
 from __future__ import annotations
 
 import csv
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import polars as pl
 
@@ -17,6 +17,10 @@ from unitsel.errors import InputError
 
 REQUIRED = ("stimulus", "label")
 OPTIONAL = ("wnid", "uri", "is_correct")
+# Labels, wnids and uris are text for people; a field longer than this is a mistake (a
+# missing quote swallowing the file), reported with its line.
+MAX_TEXT = 1000
+MAX_FIELD = 2**31 - 1
 _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
@@ -27,34 +31,68 @@ def read_labels(path: Path | str) -> pl.DataFrame:
     is_correct (Boolean, NULL when absent).
     """
     path = Path(path)
-    with path.open(newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None:
-            raise InputError("the file is empty; expected a header 'stimulus,label'", file=path)
-        header = [h.strip() for h in header]
-        missing = [c for c in REQUIRED if c not in header]
-        extra = [c for c in header if c not in REQUIRED + OPTIONAL]
-        if missing or extra:
-            raise InputError(
-                f"columns must be {list(REQUIRED)} plus any of {list(OPTIONAL)}; "
-                f"missing {missing}, unexpected {extra}",
-                file=path, row=1, column=(missing or extra)[0],
-            )
-        records: dict[str, list[object]] = {c: [] for c in REQUIRED + OPTIONAL}
-        seen: dict[int, int] = {}
-        for line, row in enumerate(reader, start=2):
-            if len(row) != len(header):
-                raise InputError(f"{len(row)} fields where the header has {len(header)}",
-                                 file=path, row=line)
-            values = dict(zip(header, (v.strip() for v in row), strict=True))
-            records["stimulus"].append(_stimulus(values["stimulus"], seen, path, line))
-            if not values["label"]:
-                raise InputError("empty label", file=path, row=line, column="label")
-            records["label"].append(values["label"])
-            for column in ("wnid", "uri"):
-                records[column].append(values.get(column) or None)
-            records["is_correct"].append(_boolean(values.get("is_correct"), path, line))
+    text = read_text(path)
+    try:
+        return _parse(path, text)
+    except csv.Error as error:  # a quoting the csv module cannot read
+        raise InputError(f"not CSV: {error}", file=path) from None
+
+
+def read_text(path: Path) -> str:
+    """A CSV file's text: UTF-8, with or without a byte-order mark (spreadsheets write one).
+    Undecodable bytes are reported with their line."""
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise InputError(f"cannot read: {error.strerror or error}", file=path) from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[:error.start].count(b"\n") + 1
+        raise InputError(f"not UTF-8 text (byte {data[error.start]:#x}); save the file as "
+                         "UTF-8", file=path, row=line) from None
+
+
+def _parse(path: Path, text: str) -> pl.DataFrame:
+    csv.field_size_limit(MAX_FIELD)  # longer fields get a located error below, not csv's
+    reader = csv.reader(text.splitlines(keepends=True))
+    header = next(reader, None)
+    if header is None:
+        raise InputError("the file is empty; expected a header 'stimulus,label'", file=path)
+    header = [h.strip() for h in header]
+    repeated = [c for c in dict.fromkeys(header) if header.count(c) > 1]
+    if repeated:
+        raise InputError("repeated column", file=path, row=1, column=repeated[0])
+    missing = [c for c in REQUIRED if c not in header]
+    extra = [c for c in header if c not in REQUIRED + OPTIONAL]
+    if missing or extra:
+        raise InputError(
+            f"columns must be {list(REQUIRED)} plus any of {list(OPTIONAL)}; "
+            f"missing {missing}, unexpected {extra}",
+            file=path, row=1, column=(missing or extra)[0],
+        )
+    records: dict[str, list[object]] = {c: [] for c in REQUIRED + OPTIONAL}
+    seen: dict[int, int] = {}
+    for line, row in enumerate(reader, start=2):
+        if len(row) != len(header):
+            raise InputError(f"{len(row)} fields where the header has {len(header)}",
+                             file=path, row=line)
+        values = dict(zip(header, (v.strip() for v in row), strict=True))
+        records["stimulus"].append(_stimulus(values["stimulus"], seen, path, line))
+        if not values["label"]:
+            raise InputError("empty label", file=path, row=line, column="label")
+        for column in ("label", "wnid", "uri"):
+            if len(values.get(column) or "") > MAX_TEXT:
+                raise InputError(f"{len(values[column])} characters; at most {MAX_TEXT}",
+                                 file=path, row=line, column=column)
+        if values.get("uri"):
+            why = uri_problem(values["uri"])
+            if why:
+                raise InputError(why, file=path, row=line, column="uri")
+        records["label"].append(values["label"])
+        for column in ("wnid", "uri"):
+            records[column].append(values.get(column) or None)
+        records["is_correct"].append(_boolean(values.get("is_correct"), path, line))
     frame = pl.DataFrame(
         records,
         schema={"stimulus": pl.Int32(), "label": pl.String(), "wnid": pl.String(),
@@ -75,12 +113,26 @@ def read_labels(path: Path | str) -> pl.DataFrame:
     return frame.sort("stimulus")
 
 
+def uri_problem(uri: str) -> str | None:
+    """Why `uri` cannot locate an image inside its stimulus set's folder, or None: it must be
+    a relative path that stays inside (no absolute path, drive, `..` or backslash)."""
+    parts = PurePosixPath(uri).parts
+    if uri.startswith(("/", "\\")) or "\\" in uri or ":" in (parts[0] if parts else "") \
+            or ".." in parts:
+        return (f"must be a relative path inside the stimulus set's image folder (no '..', "
+                f"no absolute path), got {uri!r}")
+    return None
+
+
 def _stimulus(text: str, seen: dict[int, int], path: Path, line: int) -> int:
     try:
         stimulus = int(text)
     except ValueError:
         raise InputError(f"{text!r} is not an integer", file=path, row=line,
                          column="stimulus") from None
+    if not 0 <= stimulus < 2**31:
+        raise InputError(f"{stimulus} is out of range (ids are 0..n-1)", file=path, row=line,
+                         column="stimulus")
     if stimulus in seen:
         raise InputError(f"duplicate stimulus {stimulus} (first on line {seen[stimulus]})",
                          file=path, row=line, column="stimulus")
