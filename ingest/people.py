@@ -60,6 +60,12 @@ def _first_bad(frame: pl.DataFrame, bad: pl.Expr, column: str, message: str, pat
                          column=column)
 
 
+def _not_empty(frame: pl.DataFrame, path: Path) -> None:
+    # Re-ingesting a study replaces it: a header-only file would silently empty it.
+    if frame.is_empty():
+        raise InputError("no rows after the header; a study needs at least one", file=path)
+
+
 def _integers(frame: pl.DataFrame, columns: list[str], path: Path,
               offset: int) -> pl.DataFrame:
     for column in columns:
@@ -77,6 +83,7 @@ def read_ratings(path: Path, study_id: str, root: Path) -> pl.DataFrame:
     """A ratings file checked against the warehouse, as `ratings` rows."""
     frame, offset = _read(path)
     _require(frame, ["rater_id", "trial", "response"], path)
+    _not_empty(frame, path)
     if "name" not in frame.columns:
         frame = frame.with_columns(name=pl.lit(None, pl.String))
     if "panel" in frame.columns:
@@ -112,14 +119,23 @@ def read_annotations(path: Path, study_id: str, root: Path) -> pl.DataFrame:
     frame, offset = _read(path)
     columns = [c for c in ANNOTATIONS.column_names if c != "study_id"]
     _require(frame, columns, path)
-    _first_bad(frame, _empty("annotator_id"), "annotator_id", "empty annotator", path, offset)
+    _not_empty(frame, path)
+    for column in ("annotator_id", "model_id", "stimulus_set", "label"):
+        _first_bad(frame, _empty(column), column, f"empty {column}", path, offset)
     frame = _integers(frame, ["stimulus", "feature"], path, offset)
-    stimuli = scan("stimuli", root).select("stimulus_set", "stimulus").collect().with_columns(
-        known=pl.lit(True))
+    _first_bad(frame, pl.col("feature") < 0, "feature", "a feature index is 0 or more", path,
+               offset)
+    models = scan("layers", root).select("model_id").unique().collect()["model_id"]
+    _first_bad(frame, ~pl.col("model_id").is_in(models.implode()), "model_id",
+               "no model with recorded layers of this id in the warehouse", path, offset)
+    stimuli = scan("stimuli", root).select("stimulus_set", "stimulus",
+                                           pl.col("label").alias("stimulus_label")).collect()
     frame = frame.join(stimuli, on=["stimulus_set", "stimulus"], how="left",
                        maintain_order="left")
-    _first_bad(frame, pl.col("known").is_null(), "stimulus", "no such stimulus in the set",
-               path, offset)
+    _first_bad(frame, pl.col("stimulus_label").is_null(), "stimulus",
+               "no such stimulus in the set", path, offset)
+    _first_bad(frame, pl.col("label") != pl.col("stimulus_label"), "label",
+               "not the stimulus's label in the warehouse", path, offset)
     _first_bad(frame, ~pl.struct("annotator_id", "model_id", "stimulus_set", "stimulus",
                                  "label", "feature").is_first_distinct(), "feature",
                "the annotator has this activation twice", path, offset)

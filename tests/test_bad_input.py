@@ -47,6 +47,13 @@ def _arrays(*extra: str, acts: str = "acts.npy", labels: str = "labels.csv") -> 
             "--stimulus-set", "s", "--layer", "fc", *extra]
 
 
+ANNOTATIONS = "annotator_id,model_id,stimulus_set,stimulus,label,feature,concept\n"
+
+
+def _annotations() -> list[str]:
+    return ["ingest", "annotations", "--study-id", "st", "--file", "a.csv"]
+
+
 GOOD = {"acts.npy": _npy(np.arange(12, dtype=np.float32).reshape(4, 3)), "labels.csv": LABELS}
 
 CASES = [
@@ -86,22 +93,40 @@ CASES = [
                                 "3,b,z.png\n"},
          _arrays(), "labels.csv, row 2, column 'uri': must be a relative path inside"),
     # Names and options.
-    Case("model id too long", GOOD, [*_arrays()[:5], "--model-id", "m" * 300,
-                                     *_arrays()[7:]], "Invalid value for '--model-id': 300 characters"),
+    Case("model id too long", GOOD, [*_arrays()[:5], "--model-id", "m" * 300, *_arrays()[7:]],
+         "Invalid value for '--model-id': 300 characters"),
     Case("model id with a control character", GOOD,
          [*_arrays()[:5], "--model-id", "a\tb", *_arrays()[7:]],
          "Invalid value for '--model-id': control characters"),
-    Case("empty state", GOOD, _arrays("--state", ""), "Invalid value for '--state': must not be empty"),
+    Case("empty state", GOOD, _arrays("--state", ""),
+         "Invalid value for '--state': must not be empty"),
     Case("empty stimulus set name", GOOD,
          [*_arrays()[:7], "--stimulus-set", "", *_arrays()[9:]],
          "Invalid value for '--stimulus-set': must not be empty"),
     # Analyses and exports over an existing warehouse.
     Case("export-study units not integers", {},
          ["export-study", "--study-id", "x", "--model-id", "m", "--layer", "fc", "--units",
-          "abc", "--out", "pkg"], "Invalid value for '--units': 'abc' is not a unit number", existing=True),
+          "abc", "--out", "pkg"], "Invalid value for '--units': 'abc' is not a unit number",
+         existing=True),
     Case("export into a missing folder", {},
          ["metrics", "selectivity", "--model-id", "m", "--stimulus-set", "s", "--out",
           "missing/out.csv"], "missing: no such folder", existing=True),
+    # Human data checked against the warehouse (model m, set s with labels c0/c1, layer fc).
+    Case("annotation with an empty model id", {"a.csv": ANNOTATIONS + "a1,,s,0,c0,1,ear\n"},
+         _annotations(), "a.csv, row 2, column 'model_id': empty model_id", existing=True),
+    Case("annotation of an unknown model", {"a.csv": ANNOTATIONS + "a1,zz,s,0,c0,1,ear\n"},
+         _annotations(), "a.csv, row 2, column 'model_id': no model", existing=True),
+    Case("annotation with another label", {"a.csv": ANNOTATIONS + "a1,m,s,0,c1,1,ear\n"},
+         _annotations(), "a.csv, row 2, column 'label': not the stimulus's label",
+         existing=True),
+    Case("annotation of a negative feature", {"a.csv": ANNOTATIONS + "a1,m,s,0,c0,-1,ear\n"},
+         _annotations(), "a.csv, row 2, column 'feature': a feature index is 0 or more",
+         existing=True),
+    Case("header-only annotations", {"a.csv": ANNOTATIONS}, _annotations(),
+         "a.csv: no rows after the header", existing=True),
+    Case("header-only ratings", {"r.csv": "rater_id,trial,response,model_id,layer,pool,unit\n"},
+         ["ingest", "ratings", "--study-id", "st", "--file", "r.csv"],
+         "r.csv: no rows after the header", existing=True),
     Case("decoding with 0 folds", {},
          ["analyse", "decoding", "--model-id", "m", "--stimulus-set", "s", "--layer", "fc",
           "--folds", "0"], "Invalid value for '--folds'", existing=True),
@@ -164,3 +189,28 @@ def test_bad_input_is_refused_where_it_is_and_writes_nothing(
     assert result.exception is None or isinstance(result.exception, SystemExit), result.output
     assert case.says in result.output, result.output
     assert _checksum(root) == before, "the warehouse changed"
+
+
+def test_query_statement_without_a_result_says_what_it_did(existing: Path) -> None:
+    result = CliRunner().invoke(cli, ["query", "SET threads = 1", "--root", str(existing)])
+    assert result.exit_code == 0, result.output
+    assert result.output == "ok: SET ran (no result to print)\n"
+
+
+def test_a_root_is_a_path_never_a_pattern(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Roots named like glob patterns read their own files only; a backslash is refused."""
+    monkeypatch.chdir(tmp_path)
+    for name, content in GOOD.items():
+        _write(tmp_path / name, content)
+    _write(tmp_path / "wide.npy", _npy(np.ones((4, 5), np.float32)))
+    for root, acts in (("g*", "acts.npy"), ("gx", "wide.npy"), ("w[1]", "acts.npy"),
+                       ("w1", "wide.npy")):
+        result = CliRunner().invoke(cli, [*_arrays(acts=acts), "--root", root])
+        assert result.exit_code == 0, result.output
+    for root, rows in (("g*", 12), ("gx", 20), ("w[1]", 12), ("w1", 20)):
+        result = CliRunner().invoke(cli, ["query", "SELECT count(*) AS n FROM activations",
+                                          "--csv", "--root", root])
+        assert result.output == f"n\n{rows}\n", (root, result.output)
+    result = CliRunner().invoke(cli, [*_arrays(), "--root", "b\\x"])
+    assert result.exit_code != 0 and "may not contain a backslash" in result.output
+    assert not (tmp_path / "b\\x").exists() and not (tmp_path / "b").exists()

@@ -156,7 +156,11 @@ def snapshot_option(f: F) -> F:
 @snapshot_option
 @root_option
 def query(sql: str, as_csv: bool, snapshot: int | None, root: Path) -> None:
-    """Run one SQL query over the warehouse (all views and macros loaded)."""
+    """Run SQL over the warehouse (all views and macros loaded) and print its result.
+
+    Any statement runs, as in the DuckDB CLI: it is your own database, so a DELETE or DROP on
+    `lake.*` tables changes it (a pinned --snapshot is read-only). A statement without a
+    result (SET, CREATE, COPY …) prints what it did."""
     _print_query(sql, as_csv, root, snapshot)
 
 
@@ -164,7 +168,12 @@ def _print_query(sql: str, as_csv: bool, root: Path, snapshot: int | None = None
     from unitsel.warehouse import connection
 
     with connection(root, snapshot=snapshot) as con:
-        frame = con.sql(sql).pl()
+        relation = con.sql(sql)
+        if relation is None:
+            click.echo(f"ok: {sql.strip().split()[0].upper() if sql.strip() else 'nothing'} "
+                       "ran (no result to print)")
+            return
+        frame = relation.pl()
     if as_csv:
         click.echo(frame.write_csv(), nl=False)
     else:

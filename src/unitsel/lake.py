@@ -150,6 +150,8 @@ def init(root: Path, catalog_given: str | None = None) -> str:
     warehouses made by an older unitsel); returns the catalog path. Idempotent and safe to
     run from several processes at once."""
     root = Path(root).resolve()
+    if "\\" in str(root):  # DuckDB's file system reads a backslash as a path separator
+        raise InputError("a warehouse root may not contain a backslash", file=root)
     catalog_path = catalog(root, catalog_given)
     key = (str(root), catalog_path)
     if key in _initialised:
@@ -157,12 +159,30 @@ def init(root: Path, catalog_given: str | None = None) -> str:
     _refuse_old_layout(root)
     create_catalog(root, catalog_path)
 
-    def create(con: duckdb.DuckDBPyConnection) -> None:
+    def existing_columns(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
         existing: dict[str, list[str]] = {}
         for name, column in con.sql(
                 "SELECT table_name, column_name FROM duckdb_columns() "
                 f"WHERE database_name = '{ALIAS}' ORDER BY column_index").fetchall():
             existing.setdefault(name, []).append(column)
+        return existing
+
+    def complete(existing: dict[str, list[str]]) -> bool:
+        return GUARD in existing and all(
+            c.name in existing.get(t.name, []) for t in TABLES.values() for c in t.columns)
+
+    # Reading commands must not write: commit only when a table or column is missing.
+    con = attach(root, catalog_path)
+    try:
+        ready = complete(existing_columns(con))
+    finally:
+        con.close()
+    if ready:
+        _initialised.add(key)
+        return catalog_path
+
+    def create(con: duckdb.DuckDBPyConnection) -> None:
+        existing = existing_columns(con)
         for t in TABLES.values():
             if t.name not in existing:
                 con.execute(f"CREATE TABLE {ALIAS}.{t.name} ({column_ddl(t)})")
