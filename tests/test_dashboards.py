@@ -78,27 +78,70 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _start(root: Path, port: int) -> subprocess.Popen[bytes]:
+    """`unitsel dashboard` as users run it, with its defaults (it binds 127.0.0.1)."""
+    process = subprocess.Popen(
+        [str(Path(sys.executable).with_name("unitsel")), "dashboard", "--port", str(port),
+         "--root", str(root)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.5)
+    return process
+
+
 @pytest.fixture
 def server(demo_root: Path) -> Iterator[str]:
     port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", APP, "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true",
-         "--browser.gatherUsageStats", "false"],
-        env=os.environ | {"UNITSEL_ROOT": str(demo_root)}, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
+    process = _start(demo_root, port)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.5)
         yield f"http://127.0.0.1:{port}"
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def _listening(port: int) -> list[str]:
+    """The local addresses with a socket listening on `port` (from /proc/net/tcp{,6})."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            address, hex_port = fields[1].split(":")
+            if fields[3] == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                found.append(address)
+    return found
+
+
+def test_dashboard_listens_on_loopback_only_and_stops_with_its_command(
+        demo_root: Path) -> None:
+    port = _free_port()
+    process = _start(demo_root, port)
+    try:
+        assert _listening(port) == ["0100007F"]  # 127.0.0.1; nothing on IPv6 or elsewhere
+    finally:
+        process.terminate()  # SIGTERM to `unitsel dashboard`, not to the server it started
+        process.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while _listening(port) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _listening(port) == []
+
+
+def test_images_outside_the_warehouse_are_refused(tmp_path: Path) -> None:
+    from unitsel.adapters.labels import image_file
+
+    folder = tmp_path / "images" / "s"
+    folder.mkdir(parents=True)
+    (folder / "a.png").write_bytes(b"png")
+    (tmp_path / "secret.txt").write_text("x")
+    (folder / "link.png").symlink_to(tmp_path / "secret.txt")
+    assert image_file(tmp_path, "s", "a.png") == (folder / "a.png").resolve()
+    for uri in ("../../secret.txt", "/etc/passwd", "link.png", "sub/../../../secret.txt"):
+        assert image_file(tmp_path, "s", uri) is None, uri
 
 
 def test_pages_in_headless_chromium(server: str) -> None:

@@ -7,6 +7,8 @@ import polars as pl
 import streamlit as st
 from ui import choose, empty, query, root
 
+from unitsel.adapters.labels import image_file
+
 
 def unit_page() -> None:
     st.title("Unit")
@@ -67,8 +69,10 @@ def _top_stimuli(model: str, stimulus_set: str, layer: str, pool: str, unit: int
                 "AND t.layer = $3 AND t.pool = $4 AND t.unit = $5 AND t.subset = 'all' "
                 "AND t.rank <= 12 ORDER BY t.rank", [model, stimulus_set, layer, pool, unit])
     st.subheader("Top stimuli")
-    images = [root() / "images" / stimulus_set / uri for uri in top["uri"].drop_nulls()]
-    if images and all(p.is_file() for p in images):
+    # Only files inside the warehouse's image folder (a uri of '../' or an absolute path,
+    # stored before the rule or by hand, is refused and logged).
+    images = [image_file(root(), stimulus_set, uri) for uri in top["uri"].drop_nulls()]
+    if images and all(p is not None and p.is_file() for p in images):
         st.image([str(p) for p in images], width=72,
                  caption=[f"{label} {a:.2f}" for label, a in top.select("label", "activation")
                           .rows()])

@@ -97,22 +97,44 @@ def dashboards_home() -> Path:
     raise FileNotFoundError(f"dashboards/app.py not found beside {here}")
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
 @cli.command()
 @click.option("--port", default=8501, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. The dashboards have no authentication: another "
+                   "address (0.0.0.0: every interface) lets anyone who reaches the port read "
+                   "the warehouse.")
 @click.option("--headless/--browser", default=True, show_default=True,
               help="Headless: only serve; --browser also opens a browser tab.")
 @root_option
-def dashboard(port: int, headless: bool, root: Path) -> None:
-    """Serve the Streamlit dashboards over a warehouse (Ctrl-C stops)."""
+def dashboard(port: int, host: str, headless: bool, root: Path) -> None:
+    """Serve the Streamlit dashboards over a warehouse (Ctrl-C or SIGTERM stops the server)."""
     import os
+    import signal
     import subprocess
     import sys
 
     from unitsel.warehouse import init
 
     environment = os.environ | {"UNITSEL_ROOT": str(init(root).resolve())}
-    click.echo(f"unitsel dashboard on http://localhost:{port}")
-    subprocess.run([sys.executable, "-m", "streamlit", "run",
-                    str(dashboards_home() / "app.py"), "--server.port", str(port),
-                    "--server.headless", str(headless).lower(),
-                    "--browser.gatherUsageStats", "false"], env=environment, check=False)
+    if host not in LOOPBACK:
+        click.echo(f"warning: listening on {host}: anyone who can reach port {port} there can "
+                   "read this warehouse (the dashboards have no authentication)", err=True)
+    click.echo(f"unitsel dashboard on http://{'localhost' if host in LOOPBACK else host}:{port}")
+    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run",
+                               str(dashboards_home() / "app.py"), "--server.port", str(port),
+                               "--server.address", host,
+                               "--server.headless", str(headless).lower(),
+                               "--browser.gatherUsageStats", "false"], env=environment)
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)  # run the clean-up below
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        server.wait()
+    finally:  # the server never outlives the command
+        server.terminate()
+        server.wait(timeout=30)

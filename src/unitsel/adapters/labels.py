@@ -148,3 +148,18 @@ def _boolean(text: str | None, path: Path, line: int) -> bool | None:
     except KeyError:
         raise InputError(f"{text!r} is not one of {sorted(_BOOLEANS)}", file=path, row=line,
                          column="is_correct") from None
+
+
+def image_file(root: Path, stimulus_set: str, uri: str) -> Path | None:
+    """The image a stored `uri` names inside `<root>/images/<stimulus_set>/`, or None (with a
+    logged warning) when the path would resolve outside that folder: only images inside a
+    warehouse's image folders are ever shown or served."""
+    import logging
+
+    folder = (Path(root) / "images" / stimulus_set).resolve()
+    path = (folder / uri).resolve()
+    if uri_problem(uri) is None and path.is_relative_to(folder):
+        return path
+    logging.getLogger("unitsel").warning("refused image %r of stimulus set %r: outside %s",
+                                         uri, stimulus_set, folder)
+    return None
