@@ -44,8 +44,12 @@ def stage_model(tx: Transaction, model_id: str, *, architecture: str, state: str
     }), "models")
 
 
-def stage_layers(tx: Transaction, model_id: str, infos: Iterable[LayerInfo]) -> None:
+def stage_layers(tx: Transaction, model_id: str, infos: Iterable[LayerInfo],
+                 ordered: bool = True) -> None:
+    """The `layers` rows; `ordered` when `infos` come in the network's forward order (a
+    torch recording), which becomes each layer's `position`."""
     infos = list(infos)
+    order = {layer: i for i, layer in enumerate(dict.fromkeys(i.layer for i in infos))}
     tx.write(pl.DataFrame({
         "model_id": [model_id] * len(infos),
         "layer": [i.layer for i in infos],
@@ -53,6 +57,8 @@ def stage_layers(tx: Transaction, model_id: str, infos: Iterable[LayerInfo]) -> 
         "kind": [i.kind for i in infos],
         "n_units": [i.n_units for i in infos],
         "shape": [list(i.shape) for i in infos],
+        "position": pl.Series([order[i.layer] if ordered else None for i in infos],
+                              dtype=pl.Int32),
     }), "layers")
 
 

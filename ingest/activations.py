@@ -75,7 +75,7 @@ def ingest_model(
                        device=device)
         print(preflight(probe.layers.values(), n), file=sys.stderr, flush=True)
     batches = itertools.chain([first], batches)
-    with Transaction(root) as tx:
+    with Transaction(root, progress=progress) as tx:
         stage_stimuli(tx, stimulus_set, labels, source, replace_stimuli)
         progress_bar = tqdm(batches, total=-(-n // batch_size), desc=model_id, unit="batch",
                             disable=not progress)

@@ -42,7 +42,7 @@ def ingest_arrays(
         if array.shape[0] != labels.height:
             raise InputError(f"{array.shape[0]} rows (stimuli) but {labels_file} labels "
                              f"{labels.height} stimuli", file=acts)
-        with Transaction(root) as tx:
+        with Transaction(root, progress=progress) as tx:
             _stage_layer(tx, array, acts, labels, labels_file, model_id=model_id,
                          stimulus_set=stimulus_set, layer=layer, root=root, pool=pool,
                          state=state, architecture=architecture,
@@ -59,7 +59,8 @@ def _stage_layer(tx: Transaction, array: Any, acts: Path, labels: pl.DataFrame,
         stage_model(tx, model_id, architecture=architecture, state=state,
                     weights_sha256=None, preprocessing="{}", source=str(Path(acts).resolve()))
     n_units = int(array.shape[1])
-    stage_layers(tx, model_id, [LayerInfo(layer, pool, "array", n_units, (n_units,))])
+    stage_layers(tx, model_id, [LayerInfo(layer, pool, "array", n_units, (n_units,))],
+                 ordered=False)
     if labels["is_correct"].null_count() == 0:
         stage_predictions(tx, model_id, stimulus_set, labels,
                           [None] * labels.height, labels["is_correct"])

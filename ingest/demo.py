@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -90,9 +92,11 @@ def digits() -> tuple[torch.Tensor, pl.DataFrame]:
     return (x - 0.5) / 0.5, labels
 
 
-def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int = 12) -> nn.Module:
+def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int = 12,
+          progress: bool = True) -> nn.Module:
     """Deterministic training: fixed seed, one thread, fixed batch order."""
     import torch
+    from tqdm import tqdm
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -100,7 +104,8 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int = 12) 
         generator = torch.Generator().manual_seed(0)
         optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
         model.train()
-        for _ in range(epochs):
+        for _ in tqdm(range(epochs), desc="training the demo CNN", unit="epoch",
+                      disable=not progress):
             for index in torch.randperm(len(x), generator=generator).split(64):
                 optimiser.zero_grad()
                 loss = torch.nn.functional.cross_entropy(model(x[index]), y[index])
@@ -111,7 +116,7 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int = 12) 
     return model.eval()
 
 
-def build_models(weights_dir: Path) -> dict[str, tuple[nn.Module, Path]]:
+def build_models(weights_dir: Path, progress: bool = True) -> dict[str, tuple[nn.Module, Path]]:
     """Train the demo CNN on 4 of every 5 digits; save it and an untrained copy."""
     import torch
 
@@ -119,7 +124,7 @@ def build_models(weights_dir: Path) -> dict[str, tuple[nn.Module, Path]]:
     y = torch.tensor([int(v) for v in labels["label"]])
     train_rows = torch.arange(len(x)) % 5 != 0
     torch.manual_seed(0)
-    trained = train(demo_cnn(), x[train_rows], y[train_rows])
+    trained = train(demo_cnn(), x[train_rows], y[train_rows], progress=progress)
     torch.manual_seed(1)
     untrained = demo_cnn().eval()
     return {state: (model, save_weights(model, weights_dir / f"demo-cnn-{state}.pt"))
@@ -164,7 +169,7 @@ def run_demo(root: Path, progress: bool = True) -> list[str]:
     x, labels = digits()
     lines = []
     models = {}
-    for state, (model, path) in build_models(root / "weights").items():
+    for state, (model, path) in build_models(root / "weights", progress).items():
         model_id = f"demo-cnn-{state}"
         lines.append(ingest_model(
             model, x, labels, model_id=model_id, stimulus_set=STIMULUS_SET,
@@ -220,5 +225,14 @@ def demo(faces: bool, imagenet: bool, root: Path) -> None:
         click.echo(con.sql(
             "SELECT model_id, layer, pool, n_units FROM layers ORDER BY ALL").pl()
             .pivot(on="model_id", index=["layer", "pool"], values="n_units"))
-    click.echo("Open it in the DuckDB CLI:\n  " + duckdb_command(root))
-    click.echo("  then: SELECT layer, pool, count(*) FROM activations GROUP BY ALL;")
+    for line in closing_lines(root):
+        click.echo(line)
+
+
+def closing_lines(root: Path) -> list[str]:
+    """The demo's last words: where to look next, in SQL and in the dashboards."""
+    return ["Open it in the DuckDB CLI:", "  " + duckdb_command(root),
+            "  then: SELECT layer, pool, count(*) FROM activations GROUP BY ALL;",
+            "Or look at it in the dashboards (http://localhost:8501):",
+            f"  {Path(sys.executable).with_name('unitsel')} dashboard --root "
+            f"{shlex.quote(str(Path(root).resolve()))}"]

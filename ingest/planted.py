@@ -60,7 +60,7 @@ def run_planted(root: Path, progress: bool = True) -> list[str]:
     y = torch.tensor([PLANTED_CLASSES.index(label) for label in labels])
     torch.manual_seed(2)
     model = train(demo_cnn(len(PLANTED_CLASSES)), x[torch.arange(len(x)) % 5 != 0],
-                  y[torch.arange(len(x)) % 5 != 0])
+                  y[torch.arange(len(x)) % 5 != 0], progress=progress)
     frame = pl.DataFrame({
         "stimulus": pl.Series(range(len(labels)), dtype=pl.Int32),
         "uri": pl.Series([None] * len(labels), dtype=pl.String), "label": labels,

@@ -7,5 +7,6 @@ SET VARIABLE wh_root = coalesce(getvariable('wh_root'), 'warehouse');
 .read sql/macros/distributions.sql
 .read sql/macros/selectivity.sql
 .read sql/macros/category.sql
+.read sql/macros/checks.sql
 .read sql/tables.sql
 .read sql/views.sql

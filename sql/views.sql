@@ -83,11 +83,30 @@ COMMENT ON VIEW selectivity IS
 -- Gale et al. did (empty when the model has no recorded predictions).
 CREATE OR REPLACE MACRO unit_selectivity(model_name, set_name, layer_name, pool_name,
                                          correct_only := false) AS TABLE
+WITH known AS MATERIALIZED (
+    -- What exists, read once: the checks below name it when asked for something else.
+    SELECT list(DISTINCT model_id ORDER BY model_id) AS models,
+           list(DISTINCT stimulus_set ORDER BY stimulus_set)
+               FILTER (model_id = model_name) AS sets,
+           list(DISTINCT layer ORDER BY layer)
+               FILTER (model_id = model_name AND stimulus_set = set_name) AS layers,
+           list(DISTINCT pool ORDER BY pool)
+               FILTER (model_id = model_name AND stimulus_set = set_name
+                       AND layer = layer_name) AS pools
+    FROM summary_builds
+)
 SELECT s.unit, s.n_stimuli, s.top_label, s.top_class_selectivity, s.is_localist,
        s.ccmas_label, s.ccmas, s.ccmas2_label, s.ccmas2, s.ccmas_class_mean,
        s.ccmas2_class_mean, s.precision_label, s.precision_100, s.precision_60
-FROM selectivity s
-WHERE s.model_id = model_name AND s.stimulus_set = set_name AND s.layer = layer_name
+FROM selectivity s, (
+    -- One row, built before the summaries are read: the error comes even when the filters
+    -- below (constants, so DuckLake prunes files by them) leave no row.
+    SELECT checks_known('model', model_name, models) = model_name
+           AND checks_known('stimulus set', set_name, sets) = set_name
+           AND checks_known('layer', layer_name, layers) = layer_name
+           AND checks_known('pool', pool_name, pools) = pool_name AS ok
+    FROM known) c
+WHERE c.ok AND s.model_id = model_name AND s.stimulus_set = set_name AND s.layer = layer_name
   AND s.pool = pool_name AND s.subset = CASE WHEN correct_only THEN 'correct' ELSE 'all' END
 ORDER BY s.unit;
 
@@ -140,9 +159,31 @@ CREATE OR REPLACE MACRO category_selectivity(set_name, category_name, model_name
         layer_name := NULL, pool_name := NULL, correct_only := false, fsi_threshold := 0.3,
         dprime_threshold := 0.65, ranksum_alpha := 0.001, ttest_q := 0.05,
         welch := false) AS TABLE
-WITH stats AS (
-    SELECT * FROM class_stats
-    WHERE stimulus_set = set_name
+WITH known AS MATERIALIZED (
+    SELECT list(DISTINCT stimulus_set ORDER BY stimulus_set) AS sets,
+           list(DISTINCT model_id ORDER BY model_id)
+               FILTER (stimulus_set = set_name) AS models,
+           list(DISTINCT layer ORDER BY layer)
+               FILTER (stimulus_set = set_name
+                       AND (model_name IS NULL OR model_id = model_name)) AS layers,
+           list(DISTINCT pool ORDER BY pool)
+               FILTER (stimulus_set = set_name AND (model_name IS NULL OR model_id = model_name)
+                       AND (layer_name IS NULL OR layer = layer_name)) AS pools,
+           (SELECT list(DISTINCT label ORDER BY label) FROM stimuli
+            WHERE stimulus_set = set_name) AS labels
+    FROM summary_builds
+), checked AS (
+    -- One row, built before the summaries are read, so a name that does not exist is an
+    -- error listing what does even when the filters below leave no row.
+    SELECT checks_known('stimulus set', set_name, sets) = set_name
+           AND checks_known('category', category_name, labels) = category_name
+           AND (model_name IS NULL OR checks_known('model', model_name, models) = model_name)
+           AND (layer_name IS NULL OR checks_known('layer', layer_name, layers) = layer_name)
+           AND (pool_name IS NULL OR checks_known('pool', pool_name, pools) = pool_name) AS ok
+    FROM known
+), stats AS (
+    SELECT class_stats.* FROM class_stats, checked
+    WHERE checked.ok AND stimulus_set = set_name
       AND (model_name IS NULL OR model_id = model_name)
       AND (layer_name IS NULL OR layer = layer_name)
       AND (pool_name IS NULL OR pool = pool_name)

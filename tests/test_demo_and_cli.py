@@ -136,3 +136,26 @@ def test_query_command_prints_csv(demo_root: Path) -> None:
                                       "SELECT count(*) AS n FROM stimuli "
                                       "WHERE stimulus_set = 'digits'"])
     assert result.exit_code == 0 and result.output.split() == ["n", "1797"]
+
+
+def test_the_demo_ends_by_naming_the_cli_and_the_dashboard(demo_root: Path) -> None:
+    from ingest.demo import closing_lines
+
+    lines = closing_lines(demo_root)
+    assert "duckdb" in lines[1] and str(demo_root.resolve()) in lines[1]
+    assert lines[-1].split()[1:] == ["dashboard", "--root", str(demo_root.resolve())]
+    assert Path(lines[-1].split()[0]).name == "unitsel"
+
+
+def test_models_listing_is_readable_and_json_is_complete(demo_root: Path) -> None:
+    import json
+
+    records = [json.loads(line) for line in CliRunner().invoke(
+        cli, ["models", "--json", "--root", str(demo_root)]).output.splitlines()]
+    assert {r["model_id"] for r in records} >= {"demo-cnn-trained", "demo-cnn-untrained"}
+    table = CliRunner().invoke(cli, ["models", "--root", str(demo_root)]).output
+    for record in records:
+        assert len(record["weights_sha256"]) == 64
+        row = next(line for line in table.splitlines() if f" {record['model_id']} " in line)
+        assert record["weights_sha256"][:12] in row and record["weights_sha256"] not in row
+    assert max(len(line) for line in table.splitlines()) <= 200

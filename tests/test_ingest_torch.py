@@ -174,3 +174,19 @@ def test_cli_missing_image_is_located(tmp_path: Path, root: Path) -> None:
         str(tmp_path / "labels.csv"), "--root", str(root)])
     assert result.exit_code != 0
     assert "labels.csv" in result.output and "missing.png does not exist" in result.output
+
+
+def test_layers_keep_the_networks_order(root: Path) -> None:
+    """`layers.position` follows the forward pass, not the names: here alphabetical order
+    ('classify' < 'stem') is the reverse of the network's."""
+    from collections import OrderedDict
+
+    torch.manual_seed(0)
+    model = nn.Sequential(OrderedDict([
+        ("stem", nn.Conv2d(2, 3, 3)), ("flatten", nn.Flatten()),
+        ("classify", nn.Linear(3 * 4 * 4, 4))]))
+    ingest(root, model, pools=("mean",))
+    rows = unitsel.scan("layers", root).collect().sort("position", "layer", "pool")
+    assert rows.unique("layer", maintain_order=True)["layer"].to_list() == [
+        "stem", "classify", "prob"]
+    assert rows.filter(layer="stem")["position"].unique().to_list() == [0]

@@ -31,8 +31,9 @@ def _warehouse(root: Path) -> None:
     load(root, acts, labels)
     with unitsel.Transaction(root) as tx:
         tx.write(pl.DataFrame({"model_id": ["m"], "layer": ["l"], "pool": ["none"],
-                               "kind": ["Linear"], "n_units": [3], "shape": [[3]]},
-                              schema_overrides={"n_units": pl.Int32,
+                               "kind": ["Linear"], "n_units": [3], "shape": [[3]],
+                               "position": [0]},
+                              schema_overrides={"n_units": pl.Int32, "position": pl.Int32,
                                                 "shape": pl.List(pl.Int32)}), "layers")
     ingest_concepts(root, "toy", pl.DataFrame({"label": list(WNIDS),
                                                "wnid": list(WNIDS.values())}))

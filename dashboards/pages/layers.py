@@ -6,6 +6,8 @@ import altair as alt
 import streamlit as st
 from ui import choose, empty, query
 
+POOL_ORDER = ["none", "mean", "max", "l2"]
+
 
 def layer_profile() -> None:
     st.title("Layer profile")
@@ -15,7 +17,13 @@ def layer_profile() -> None:
         return
     sets = sorted(layers["stimulus_set"].unique())
     chosen = choose("Stimulus set", sets, "set")
-    pool = choose("Pool", sorted(layers["pool"].unique()), "pool")
+    # Units before kernels; the kernel pools in the order ingest computes them.
+    pools = sorted(layers["pool"].unique(), key=lambda p: (POOL_ORDER.index(p)
+                                                           if p in POOL_ORDER else 9, p))
+    pool = choose("Pool", pools, "pool")
+    # Layers in the network's order (recorded at ingest), not alphabetically.
+    order = query("SELECT layer FROM layers GROUP BY layer "
+                  "ORDER BY min(position) NULLS LAST, layer")["layer"].to_list()
     part = layers.filter(stimulus_set=chosen, pool=pool)
     metric = st.selectbox("Metric (Gale Fig. 2)", ["top_class_selectivity", "ccmas",
                                                     "precision_100"])
@@ -25,7 +33,7 @@ def layer_profile() -> None:
     st.caption(f"Distribution over units per layer; layer means: {len(part)} rows in "
                "layer_selectivity.")
     st.altair_chart(alt.Chart(values.to_arrow()).mark_boxplot().encode(
-        x=alt.X("layer:N", sort=None), y=alt.Y("value:Q", title=metric), color="state:N",
+        x=alt.X("layer:N", sort=order), y=alt.Y("value:Q", title=metric), color="state:N",
         xOffset="model_id:N", tooltip=["model_id", "layer"]), width="stretch")
     categories = query("SELECT DISTINCT stimulus_set, category FROM metric_consistency")
     st.subheader("Category selectivity (Lado & Dobs Fig. 1b-c, 1f)")
@@ -36,7 +44,7 @@ def layer_profile() -> None:
     cat_set, category = categories.row(0)
     percent = query("SELECT * FROM layer_category_selectivity($1, $2)", [cat_set, category])
     st.altair_chart(alt.Chart(percent.to_arrow()).mark_line(point=True).encode(
-        x=alt.X("layer:N", sort=None), y="percent_selective:Q", color="state:N",
+        x=alt.X("layer:N", sort=order), y="percent_selective:Q", color="state:N",
         strokeDash="pool:N", column="metric:N"))
     consistency = query("SELECT model_id, layer, pool, metric_a, metric_b, spearman_rho "
                         "FROM metric_consistency WHERE stimulus_set = $1", [cat_set])

@@ -6,6 +6,7 @@ point group, so this module never imports them.
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import sys
@@ -179,17 +180,35 @@ def _print_query(sql: str, as_csv: bool, root: Path, snapshot: int | None = None
     else:
         import polars as pl
 
-        with pl.Config(tbl_rows=50, tbl_cols=20, fmt_str_lengths=60):
+        # Wide enough for ids and hashes not to wrap into narrow columns; no dtype row.
+        with pl.Config(tbl_rows=50, tbl_cols=20, fmt_str_lengths=60, tbl_width_chars=200,
+                       tbl_hide_column_data_types=True, tbl_hide_dataframe_shape=True):
             click.echo(frame)
 
 
 @cli.command()
+@click.option("--json", "as_json", is_flag=True,
+              help="Every field in full, one JSON record per model.")
 @root_option
-def models(root: Path) -> None:
-    """List the models with their provenance and how many layers each has."""
-    _print_query(
-        "SELECT m.*, count(l.layer) AS n_layer_pools FROM models m "
-        "LEFT JOIN layers l USING (model_id) GROUP BY ALL ORDER BY model_id", False, root)
+def models(as_json: bool, root: Path) -> None:
+    """List the models: state, architecture, a short weights hash, the input size, the
+    weights file and how many layer x pool partitions each has (--json: every field)."""
+    if as_json:
+        from unitsel.warehouse import connection
+
+        with connection(root) as con:
+            frame = con.sql("SELECT * FROM models ORDER BY model_id").pl()
+        for record in frame.iter_rows(named=True):
+            click.echo(json.dumps(record))
+        return
+    _print_query("""
+        SELECT m.model_id, m.state, m.architecture,
+               left(m.weights_sha256, 12) AS sha256,
+               json_extract_string(m.preprocessing, '$.image_size') AS input_px,
+               regexp_extract(m.source, '[^/]*$') AS source,
+               count(l.layer) AS layer_pools
+        FROM models m LEFT JOIN layers l USING (model_id)
+        GROUP BY ALL ORDER BY model_id""", False, root)
 
 
 @cli.command()
@@ -200,7 +219,7 @@ def layers(model_id: str | None, root: Path) -> None:
     where = "" if model_id is None else "WHERE model_id = '" + model_id.replace("'", "''") + "'"
     _print_query(
         f"SELECT model_id, layer, pool, kind, n_units, shape FROM layers {where} "
-        "ORDER BY model_id, layer, pool", False, root)
+        "ORDER BY model_id, position NULLS LAST, layer, pool", False, root)
 
 
 @cli.command()

@@ -31,16 +31,18 @@ class Runner:
     threads: int | None = None
 
     def map(self, function: Callable[..., T], tasks: Sequence[tuple[Any, ...]], *,
-            desc: str, unit: str, progress: bool = True, shared: tuple[Any, ...] = ()
-            ) -> list[T]:
-        """`function(*shared, *task)` for every task, in order, with a progress bar.
-        `shared` are inputs every task reads (a matrix): sent to each worker once."""
-        bar = tqdm(total=len(tasks), desc=desc, unit=unit,
-                   disable=not progress or len(tasks) < 2)
+            desc: str, unit: str, progress: bool = True, shared: tuple[Any, ...] = (),
+            sizes: Sequence[int] | None = None) -> list[T]:
+        """`function(*shared, *task)` for every task, in order, with a progress bar counted
+        in `unit`s: one per task, or each task's `sizes` (rows). `shared` are inputs every
+        task reads (a matrix): sent to each worker once."""
+        sizes = list(sizes) if sizes is not None else [1] * len(tasks)
+        bar = tqdm(total=sum(sizes), desc=desc, unit=unit, unit_scale=sum(sizes) > 10_000,
+                   disable=not progress or not tasks)
         results = []
-        for task in tasks:
+        for task, size in zip(tasks, sizes, strict=True):
             results.append(function(*shared, *task))
-            bar.update()
+            bar.update(size)
         bar.close()
         return results
 
@@ -55,19 +57,21 @@ class DaskRunner(Runner):
         self.threads = 1
 
     def map(self, function: Callable[..., T], tasks: Sequence[tuple[Any, ...]], *,
-            desc: str, unit: str, progress: bool = True, shared: tuple[Any, ...] = ()
-            ) -> list[T]:
+            desc: str, unit: str, progress: bool = True, shared: tuple[Any, ...] = (),
+            sizes: Sequence[int] | None = None) -> list[T]:
         from distributed import as_completed
 
         if not tasks:
             return []
+        sizes = list(sizes) if sizes is not None else [1] * len(tasks)
         # In a list, so a dict or list is sent as one value, not element by element.
         inputs = [self.client.scatter([value], broadcast=True)[0] for value in shared]
         futures = [self.client.submit(function, *inputs, *task, pure=False) for task in tasks]
-        with tqdm(total=len(tasks), desc=f"{desc} ({self.name})", unit=unit,
-                  disable=not progress) as bar:
-            for _ in as_completed(futures):
-                bar.update()
+        size_of = {future.key: size for future, size in zip(futures, sizes, strict=True)}
+        with tqdm(total=sum(sizes), desc=f"{desc} ({self.name})", unit=unit,
+                  unit_scale=sum(sizes) > 10_000, disable=not progress) as bar:
+            for future in as_completed(futures):
+                bar.update(size_of[future.key])
         return list(self.client.gather(futures))
 
 

@@ -116,6 +116,9 @@ LAYERS = Table(
         Column("kind", pl.String(), "Module class ('Conv2d', 'Linear', 'ReLU', 'Softmax', …)."),
         Column("n_units", pl.Int32(), "Number of units in this layer at this pool."),
         Column("shape", pl.List(pl.Int32()), "Output shape per stimulus, e.g. [64, 56, 56]."),
+        Column("position", pl.Int32(), "The layer's place in the network, in the order its "
+               "modules ran in the forward pass (0 first); NULL for imported arrays.",
+               nullable=True),
     ),
     ("model_id", "layer", "pool"),
     "One row per recorded layer and pool of a model: one per activations partition.",

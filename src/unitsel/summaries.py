@@ -88,16 +88,20 @@ def build(con: duckdb.DuckDBPyConnection, tx: Transaction,
         planned.append((part, [(path, labels[run][1], k) for path in paths]))
     tasks: list[tuple[object, ...]] = []
     task_keys: list[list[FileKey]] = []
+    task_rows: list[int] = []
     threads = tx.runner().threads
     for run, (frame, _) in labels.items():
         todo = [(part, key) for part, keys in planned for key in keys
                 if (part["model_id"], part["stimulus_set"]) == run
                 and key not in tx.summary_files]
-        for batch in _batches(todo):
+        for batch, rows in _batches(todo):
             tasks.append((str(tx.root), [(part, key[0]) for part, key in batch], frame, k,
                           threads))
             task_keys.append([key for _, key in batch])
-    done = tx.runner().map(summarise_files, tasks, desc="summaries", unit="task")
+            task_rows.append(rows)
+    # Progress in activation rows: a 10⁹-row layer's bar moves file by file.
+    done = tx.runner().map(summarise_files, tasks, desc="summaries", unit="row",
+                           sizes=task_rows, progress=tx.progress)
     for keys, outputs in zip(task_keys, done, strict=True):
         tx.summary_files.update(zip(keys, outputs, strict=True))
     tx.summaries_used = {key for _, keys in planned for key in keys}
@@ -131,20 +135,23 @@ def _labels(con: duckdb.DuckDBPyConnection, part: Partition) -> pl.DataFrame:
         WHERE {_where(part, ('stimulus_set',))}""").pl()
 
 
-def _batches(files: list[tuple[Partition, FileKey]]) -> list[list[tuple[Partition, FileKey]]]:
+def _batches(files: list[tuple[Partition, FileKey]]
+             ) -> list[tuple[list[tuple[Partition, FileKey]], int]]:
     """Files grouped into tasks of at most `TASK_ROWS` rows (a larger file is a task of its
-    own), so that a network's hundred small layers are a few tasks, not a hundred."""
+    own), so that a network's hundred small layers are a few tasks, not a hundred; with each
+    task's row count."""
     import pyarrow.parquet as pq
 
-    batches: list[list[tuple[Partition, FileKey]]] = []
+    batches: list[tuple[list[tuple[Partition, FileKey]], int]] = []
     rows = TASK_ROWS
     for item in files:
         file_rows = pq.read_metadata(item[1][0]).num_rows
         if rows + file_rows > TASK_ROWS:
-            batches.append([])
+            batches.append(([], 0))
             rows = 0
-        batches[-1].append(item)
+        batches[-1][0].append(item)
         rows += file_rows
+        batches[-1] = (batches[-1][0], rows)
     return batches
 
 

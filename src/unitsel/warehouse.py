@@ -177,13 +177,14 @@ class Transaction:
 
     def __init__(self, root: Path | str = DEFAULT_ROOT, *, summarise: bool = True,
                  catalog: str | None = None, snapshot: int | None = None,
-                 scheduler: str | None = None) -> None:
+                 scheduler: str | None = None, progress: bool = True) -> None:
         self.root = Path(root).resolve()
         # A job that fails on bad input leaves no trace: not even a new root's empty lake.
         self._new_root = not self.root.exists()
         self.catalog = lake.init(self.root, catalog)
         self.summarise = summarise
         self.scheduler = scheduler
+        self.progress = progress  # the summaries' progress bar
         self.snapshot = (lake.current_snapshot(self.root, self.catalog) if snapshot is None
                          else snapshot)
         self._files: dict[tuple[str, tuple[str, ...], int], _StagedFile] = {}
