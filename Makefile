@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 WORDNET := /usr/share/wordnet/data.noun
 
-.PHONY: setup demo test lint bench
+.PHONY: setup demo test test-quick lint bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ lint: setup
 
 test: lint
 	$(BIN)/pytest
+
+# Day-to-day: everything but the slow tests (demo warehouse, clusters, servers, kill loops).
+test-quick: lint
+	$(BIN)/pytest -m "not slow" -x -q
 
 bench: setup
 	$(BIN)/python bench/selectivity.py

@@ -90,3 +90,10 @@ def postgres_server() -> Iterator[Callable[[], str]]:
     finally:
         run(_postgres_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests on the demo warehouse (built once, about two minutes) are slow."""
+    for item in items:
+        if "demo_root" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)

@@ -23,6 +23,8 @@ import pytest
 import unitsel
 import unitsel.summaries
 
+pytestmark = pytest.mark.slow  # minutes of work: `make test` runs it, `make test-quick` not
+
 UNITS = 60
 UNITSEL = str(Path(sys.executable).with_name("unitsel"))
 

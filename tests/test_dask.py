@@ -21,6 +21,8 @@ from ingest.texts import embed_texts
 
 from .layers import load
 
+pytestmark = pytest.mark.slow  # minutes of work: `make test` runs it, `make test-quick` not
+
 DASK = str(Path(sys.executable).with_name("dask"))
 SUMMARIES = ("class_stats", "unit_top", "unit_summaries")
 

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from ingest.imagenet import EFFICIENTNET_ID, MODEL_ID, PHOTOS, Run, run_imagenet
 from unitsel.adapters.feature_vis import Settings
 
 from .conftest import duckdb_csv
+
+pytestmark = pytest.mark.slow  # minutes of work: `make test` runs it, `make test-quick` not
 
 TOY = Run(crops=200, sams=Settings(n=1, m=1, size=32, batch_size=250), n=10, d=20,
           permutations=9)
