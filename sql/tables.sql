@@ -19,7 +19,8 @@ SELECT
     pool,
     kind,
     n_units,
-    shape
+    shape,
+    position
 FROM lake.layers;
 COMMENT ON VIEW layers IS 'One row per recorded layer and pool of a model: one per activations partition.';
 

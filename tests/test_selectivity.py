@@ -237,16 +237,16 @@ def test_ccmas_pools_the_rest_on_unbalanced_classes(root: Path) -> None:
 
 
 @pytest.mark.parametrize(("call", "says"), [
-    ("unit_selectivity('m-typo', 's', 'l', 'none')", "unknown model 'm-typo'; the warehouse has m"),
-    ("unit_selectivity('m', 'x', 'l', 'none')", "unknown stimulus set 'x'; the warehouse has s"),
-    ("unit_selectivity('m', 's', 'fc', 'none')", "unknown layer 'fc'; the warehouse has l"),
-    ("unit_selectivity('m', 's', 'l', 'max')", "unknown pool 'max'; the warehouse has none"),
-    ("unit_jitter('m', 's', 'l', 'mean', 0)", "unknown pool 'mean'; the warehouse has none"),
+    ("unit_selectivity('m-typo', 's', 'l', 'none')", "unknown model 'm-typo': the warehouse has m"),
+    ("unit_selectivity('m', 'x', 'l', 'none')", "unknown stimulus set 'x': the warehouse has s"),
+    ("unit_selectivity('m', 's', 'fc', 'none')", "unknown layer 'fc': the warehouse has l"),
+    ("unit_selectivity('m', 's', 'l', 'max')", "unknown pool 'max': the warehouse has none"),
+    ("unit_jitter('m', 's', 'l', 'mean', 0)", "unknown pool 'mean': the warehouse has none"),
     ("unit_category_selectivity('m', 's', 'l', 'none', 'dog')",
-     "unknown category 'dog'; the warehouse has a, b"),
+     "unknown category 'dog': the warehouse has a, b"),
     ("unit_category_selectivity('m2', 's', 'l', 'none', 'a')",
-     "unknown model 'm2'; the warehouse has m"),
-    ("category_selectivity('t', 'a')", "unknown stimulus set 't'; the warehouse has s"),
+     "unknown model 'm2': the warehouse has m"),
+    ("category_selectivity('t', 'a')", "unknown stimulus set 't': the warehouse has s"),
 ])
 def test_unknown_names_raise_with_what_exists(root: Path, call: str, says: str) -> None:
     """A typo is an error that lists what exists, never an empty answer."""

@@ -1,4 +1,5 @@
-"""Runs every `-- case:` pair in tests/sql/*.sql: a query, then the query giving its answer."""
+"""Runs every `-- case:` pair in tests/sql/*.sql: a query, then the query giving its answer
+(an answer `'error: <text>'` means the query must fail with that text)."""
 
 from __future__ import annotations
 
@@ -42,7 +43,12 @@ def _same(a: object, b: object) -> bool:
 
 @pytest.mark.parametrize(("title", "query", "expected"), _cases(), ids=lambda v: v[:60])
 def test_case(con: duckdb.DuckDBPyConnection, title: str, query: str, expected: str) -> None:
-    got, want = con.sql(query).fetchall(), con.sql(expected).fetchall()
+    want = con.sql(expected).fetchall()
+    if len(want) == 1 and str(want[0][0]).startswith("error: "):  # the query must fail so
+        with pytest.raises(duckdb.Error, match=re.escape(want[0][0].removeprefix("error: "))):
+            con.sql(query).fetchall()
+        return
+    got = con.sql(query).fetchall()
     assert len(got) == len(want), title
     for g, w in zip(got, want, strict=True):
         assert all(_same(x, y) for x, y in zip(g, w, strict=True)), (title, g, w)
