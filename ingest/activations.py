@@ -203,7 +203,7 @@ def activations_command(model_id: str, arch: str, weights: str | None, seed: int
     labels, paths, prep = read_image_stimuli(image_dir, labels_file, image_size, resize, mean,
                                              std)
     model = load_model(arch, weights, seed)
-    click.echo(ingest_model(
+    summary = ingest_model(
         model, images.batches(paths, prep, batch_size), labels,
         model_id=model_id, stimulus_set=stimulus_set, root=root, architecture=arch,
         state="trained" if weights else "untrained", preprocessing=prep.to_json(),
@@ -211,4 +211,7 @@ def activations_command(model_id: str, arch: str, weights: str | None, seed: int
         class_names=read_classes(classes) if classes else None,
         layers=layers.split(",") if layers else None, pools=pools.split(","),
         batch_size=batch_size, device=device, replace_stimuli=replace_stimuli,
-    ))
+    )
+    # Thumbnails where the dashboards look, inside the warehouse (never served from elsewhere).
+    images.write_thumbnails(paths, labels["uri"].to_list(), root / "images" / stimulus_set)
+    click.echo(f"{summary}; thumbnails in {root / 'images' / stimulus_set}")

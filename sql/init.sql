@@ -1,3 +1,6 @@
+.startup_text none
+-- (first line: keeps the CLI from printing '-- Loading resources from …' in colour codes
+-- into pipes and scripts; the CLI reads it only as the first line of an -init file.)
 -- unitsel: the one entry point. From the repo root:
 --   duckdb -init sql/init.sql                       (warehouse in ./warehouse)
 --   duckdb -cmd "SET VARIABLE wh_root='DIR'" -cmd ".read sql/init.sql"   (any other root)

@@ -163,6 +163,18 @@ def test_cli_records_a_torchvision_model_on_an_image_folder(tmp_path: Path, root
     assert counts == {"conv1/none": 4 * 64 * 16 * 16, "conv1/mean": 4 * 64,
                       "layer4.1.conv2/none": 4 * 512, "layer4.1.conv2/mean": 4 * 512,
                       "fc/none": 4 * 1000, "prob/none": 4 * 1000}
+    # Thumbnails where the dashboards look: each image shrunk to at most 128 px, same uri.
+    Image.fromarray(np.zeros((300, 200, 3), np.uint8)).save(images / "0.png")
+    result = CliRunner().invoke(cli, [
+        "ingest", "activations", "--model-id", "r18", "--arch", "resnet18",
+        "--stimulus-set", "noise", "--images", str(images), "--labels",
+        str(tmp_path / "labels.csv"), "--layers", "fc", "--image-size", "32", "--resize",
+        "32", "--root", str(root), "--replace-stimuli"])
+    assert result.exit_code == 0, result.output
+    with Image.open(root / "images" / "noise" / "0.png") as thumbnail:
+        assert thumbnail.size == (85, 128)
+    assert sorted(p.name for p in (root / "images" / "noise").iterdir()) == [
+        f"{i}.png" for i in range(4)]
 
 
 def test_cli_missing_image_is_located(tmp_path: Path, root: Path) -> None:

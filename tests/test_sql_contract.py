@@ -69,3 +69,15 @@ def test_duckdb_cli_init_from_repo_root_layout(tmp_path: Path) -> None:
         cwd=tmp_path, capture_output=True, text=True, check=True,
     )
     assert out.stdout.strip().splitlines()[-2:] == ["n", "0"]
+
+
+@pytest.mark.skipif(not DUCKDB_CLI.exists(), reason="duckdb CLI not installed beside python")
+def test_init_prints_no_loading_banner_into_pipes(tmp_path: Path) -> None:
+    """`duckdb -init sql/init.sql` used in a script: no '-- Loading resources' line (with
+    terminal colour codes) before the answer."""
+    (tmp_path / "sql").symlink_to(REPO / "sql")
+    unitsel.init(tmp_path / "warehouse")
+    out = subprocess.run([DUCKDB_CLI, "-init", "sql/init.sql", "-csv", "-c",
+                          "SELECT count(*) AS n FROM activations"],
+                         cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert out.stdout == "n\n0\n" and "Loading resources" not in out.stderr, out

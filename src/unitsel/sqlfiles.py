@@ -1,9 +1,9 @@
 """Load `sql/init.sql` exactly as the DuckDB CLI does, and generate `sql/tables.sql`.
 
 The CLI resolves `.read` paths against the working directory (the repo root); this loader
-resolves them against the folder that holds `sql/`, and runs the same text (`.output`, which
-only says where the CLI prints, is skipped). There is no second
-list of SQL files.
+resolves them against the folder that holds `sql/`, and runs the same text (`.output` and
+`.startup_text`, which only say what the CLI prints, are skipped). There is no second list of
+SQL files.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ def _expand(path: Path, home: Path) -> str:
         stripped = line.strip()
         if stripped.startswith(".read "):
             lines.append(_expand(home / stripped.removeprefix(".read ").strip(), home))
-        elif stripped == ".output" or stripped.startswith(".output "):
-            continue  # where the CLI prints results; nothing to do for Python
+        elif stripped.split(" ", 1)[0] in (".output", ".startup_text"):
+            continue  # what and where the CLI prints; nothing to do for Python
         elif stripped.startswith("."):
             raise ValueError(f"{path}: only .read dot-commands are supported, got {stripped!r}")
         else:

@@ -71,3 +71,23 @@ def batches(paths: Sequence[Path], prep: Preprocessing, batch_size: int) -> Iter
             except OSError as error:
                 raise InputError(f"cannot read image: {error}", file=path) from None
         yield torch.stack(images)
+
+
+THUMBNAIL_PX = 128
+
+
+def write_thumbnails(paths: Sequence[Path], uris: Sequence[str], folder: Path) -> None:
+    """Small copies of the images (at most THUMBNAIL_PX on a side, same format) at their
+    `uri` under `folder` (`<root>/images/<set>/`, where the dashboards look), written to a
+    staging folder that replaces `folder` in one move."""
+    from PIL import Image
+
+    from unitsel.warehouse import replaced_folder
+
+    with replaced_folder(folder) as staging:
+        for path, uri in zip(paths, uris, strict=True):
+            target = staging / uri
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with Image.open(path) as image:
+                image.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
+                image.save(target, format=image.format)
