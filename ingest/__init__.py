@@ -19,6 +19,7 @@ from ingest import (  # noqa: E402, F401
     arrays,
     concepts,
     embeddings,
+    gale,
     lesions,
     people,
     sams,
