@@ -24,4 +24,5 @@ from ingest import (  # noqa: E402, F401
     people,
     sams,
     texts,
+    thingsvision,
 )
