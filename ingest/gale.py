@@ -43,7 +43,7 @@ from ingest._staging import (
     summary_line,
 )
 from unitsel import Transaction
-from unitsel.adapters.arrays import BLOCK_ROWS, blocks
+from unitsel.adapters.arrays import BLOCK_ROWS, blocks, open_h5
 from unitsel.adapters.labels import uri_problem
 from unitsel.adapters.torch_model import LayerInfo
 from unitsel.cli import NAME, root_option
@@ -75,12 +75,7 @@ def find_classes(files: Sequence[Path]) -> list[GaleClass]:
 
     found: list[GaleClass] = []
     for file in files:
-        try:
-            handle = h5py.File(file, "r")
-        except OSError as error:
-            raise InputError(f"cannot read: not a readable HDF5 file ({error})",
-                             file=file) from None
-        with handle:
+        with open_h5(file) as handle:
             if "activations" in handle:  # a per-class file
                 groups = {Path(file).name.split("_")[0]: "/"}
             else:

@@ -54,12 +54,7 @@ def _open(path: Path, dataset: str | None) -> Iterator[Any]:
     elif suffix in (".h5", ".hdf5"):
         import h5py
 
-        try:
-            handle = h5py.File(path, "r")
-        except OSError as error:
-            raise InputError(f"cannot read: not a readable HDF5 file ({error})",
-                             file=path) from None
-        with handle:
+        with open_h5(path) as handle:
             names: list[str] = []
             handle.visititems(
                 lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None
@@ -67,6 +62,17 @@ def _open(path: Path, dataset: str | None) -> Iterator[Any]:
             yield handle[_dataset_name(path, dataset, names)]
     else:
         raise InputError(f"unsupported format {suffix!r}; use .npy, .npz or .h5", file=path)
+
+
+def open_h5(path: Path) -> Any:
+    """An HDF5 file opened for reading (a context manager), or a located error."""
+    import h5py
+
+    try:
+        return h5py.File(path, "r")
+    except OSError as error:
+        raise InputError(f"cannot read: not a readable HDF5 file ({error})",
+                         file=path) from None
 
 
 class _NpyRows:
