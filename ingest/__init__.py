@@ -19,8 +19,10 @@ from ingest import (  # noqa: E402, F401
     arrays,
     concepts,
     embeddings,
+    gale,
     lesions,
     people,
     sams,
     texts,
+    thingsvision,
 )

@@ -18,35 +18,61 @@ from unitsel.errors import InputError
 BLOCK_ROWS = 4096
 
 
+class _Flat:
+    """An images x (anything) array seen as images x features (C-order), a block at a time."""
+
+    def __init__(self, array: Any) -> None:
+        self.array, self.dtype = array, array.dtype
+        self.shape = (int(array.shape[0]), int(np.prod(array.shape[1:], dtype=np.int64)))
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        block = np.asarray(self.array[rows])
+        return block.reshape(len(block), -1)
+
+
 @contextmanager
-def open_array(path: Path | str, dataset: str | None = None) -> Iterator[Any]:
-    """Open a 2-D numeric array lazily; yields an object with `.shape`, `.dtype` and slicing."""
+def open_array(path: Path | str, dataset: str | None = None,
+               flatten: bool = False) -> Iterator[Any]:
+    """Open a 2-D numeric array lazily; yields an object with `.shape`, `.dtype` and slicing.
+    With `flatten`, an array of more dimensions is seen as rows x (the rest, C-order)."""
     path = Path(path)
+    with _open(path, dataset) as array:
+        yield _checked(_Flat(array) if flatten and len(array.shape) > 2 else array, path)
+
+
+@contextmanager
+def _open(path: Path, dataset: str | None) -> Iterator[Any]:
     if not path.is_file():
         raise InputError("no such file", file=path)
     suffix = path.suffix.lower()
     if suffix == ".npy":
         with path.open("rb") as handle:
-            yield _checked(_NpyRows(handle, path), path)
+            yield _NpyRows(handle, path)
     elif suffix == ".npz":
         with np.load(path, allow_pickle=False) as archive:
-            yield _checked(archive[_dataset_name(path, dataset, list(archive.files))], path)
+            yield archive[_dataset_name(path, dataset, list(archive.files))]
     elif suffix in (".h5", ".hdf5"):
         import h5py
 
-        try:
-            handle = h5py.File(path, "r")
-        except OSError as error:
-            raise InputError(f"cannot read: not a readable HDF5 file ({error})",
-                             file=path) from None
-        with handle:
+        with open_h5(path) as handle:
             names: list[str] = []
             handle.visititems(
                 lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None
             )
-            yield _checked(handle[_dataset_name(path, dataset, names)], path)
+            yield handle[_dataset_name(path, dataset, names)]
     else:
         raise InputError(f"unsupported format {suffix!r}; use .npy, .npz or .h5", file=path)
+
+
+def open_h5(path: Path) -> Any:
+    """An HDF5 file opened for reading (a context manager), or a located error."""
+    import h5py
+
+    try:
+        return h5py.File(path, "r")
+    except OSError as error:
+        raise InputError(f"cannot read: not a readable HDF5 file ({error})",
+                         file=path) from None
 
 
 class _NpyRows:

@@ -1,0 +1,160 @@
+"""`unitsel ingest thingsvision`: a folder of features as thingsvision writes them.
+
+thingsvision saves one module's features as `features.npy`, `features.h5` (dataset
+`features`) or `features.pt`, or in chunks `features_00.npy`, `features_01.npy` … (read in
+their numeric order), beside `file_names.txt`: the images' paths, one per line, in the
+features' row order. Features of more than two dimensions are flattened per image (C-order,
+as `flatten_acts=True` would have). Labels come from each image's folder name (the usual
+`class/xxx.jpg` layout) or from a labels CSV keyed by file name (`file_name,label[,wnid]`).
+Stimuli are numbered in file order; `uri` is the file name as listed (its base name when it is
+absolute or leaves its folder). Chunks are read one at a time, `.npy` and `.h5` a row block at
+a time, so memory stays bounded; a `.pt` file is one tensor and is loaded whole.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+
+import click
+import numpy as np
+import polars as pl
+from tqdm import tqdm
+
+from ingest import ingest
+from ingest._staging import (
+    ActivationSink,
+    stage_layers,
+    stage_model,
+    stage_stimuli,
+    summary_line,
+)
+from unitsel import Transaction
+from unitsel.adapters import arrays
+from unitsel.adapters.labels import read_text, uri_problem
+from unitsel.adapters.torch_model import LayerInfo
+from unitsel.cli import NAME, root_option
+from unitsel.errors import InputError
+from unitsel.warehouse import read_partition
+
+CHUNK = re.compile(r"features_(\d+)\.npy")
+WNID = re.compile(r"n\d{8}")
+
+
+def feature_files(folder: Path) -> list[Path]:
+    """The features file, or the chunks in numeric order."""
+    chunks = sorted((p for p in folder.glob("features_*.npy") if CHUNK.fullmatch(p.name)),
+                    key=lambda p: int(CHUNK.fullmatch(p.name).group(1)))  # type: ignore[union-attr]
+    single = [folder / f"features.{ext}" for ext in ("npy", "h5", "pt")
+              if (folder / f"features.{ext}").is_file()]
+    if len(single) + bool(chunks) != 1:
+        raise InputError("expected one of features.npy, features.h5, features.pt or chunks "
+                         f"features_00.npy …; found {[p.name for p in single + chunks] or 'none'}",
+                         file=folder)
+    return single or chunks
+
+
+def _rows(path: Path) -> Iterator[tuple[int, np.ndarray]]:
+    """(first row, block) of one features file, flattened to images x features."""
+    if path.suffix == ".pt":
+        import torch
+
+        try:
+            tensor = torch.load(path, map_location="cpu", weights_only=True)
+        except (OSError, RuntimeError) as error:
+            raise InputError(f"cannot read: {error}", file=path) from None
+        array = np.asarray(tensor.numpy() if hasattr(tensor, "numpy") else tensor)
+        yield 0, array.reshape(len(array), -1)
+        return
+    with arrays.open_array(path, "features" if path.suffix == ".h5" else None,
+                           flatten=True) as array:
+        yield from arrays.blocks(array, path)
+
+
+def _count(path: Path) -> int:
+    if path.suffix == ".pt":
+        return sum(len(block) for _, block in _rows(path))
+    with arrays.open_array(path, "features" if path.suffix == ".h5" else None,
+                           flatten=True) as array:
+        return int(array.shape[0])
+
+
+def labels_frame(folder: Path, labels_file: Path | None, n_rows: int) -> pl.DataFrame:
+    """Stimuli in file order from `file_names.txt`, labelled by folder or by the CSV."""
+    names_file = folder / "file_names.txt"
+    names = [line.strip() for line in read_text(names_file).splitlines() if line.strip()]
+    if len(names) != n_rows:
+        raise InputError(f"{len(names)} file names for {n_rows} feature rows", file=names_file)
+    if labels_file is None:
+        labels = [PurePosixPath(name).parent.name for name in names]
+        empty = next((i for i, label in enumerate(labels) if not label), None)
+        if empty is not None:
+            raise InputError(f"{names[empty]!r} is in no class folder; give --labels",
+                             file=names_file, row=empty + 1)
+        wnids = [label if WNID.fullmatch(label) else None for label in labels]
+    else:
+        table = pl.read_csv(read_text(labels_file).encode(), infer_schema=False)
+        if not {"file_name", "label"} <= set(table.columns):
+            raise InputError(f"columns must include file_name and label; found {table.columns}",
+                             file=labels_file, row=1)
+        by_name = {r["file_name"]: r for r in table.iter_rows(named=True)}
+        missing = next((i for i, name in enumerate(names) if name not in by_name), None)
+        if missing is not None:
+            raise InputError(f"no label for {names[missing]!r} (file_names.txt line "
+                             f"{missing + 1})", file=labels_file, column="file_name")
+        labels = [by_name[name]["label"] for name in names]
+        wnids = [by_name[name].get("wnid") or None for name in names]
+    uris = [name if uri_problem(name) is None else PurePosixPath(name).name for name in names]
+    return pl.DataFrame({"stimulus": pl.Series(range(len(names)), dtype=pl.Int32),
+                         "uri": uris, "label": labels, "wnid": wnids},
+                        schema_overrides={"wnid": pl.String})
+
+
+def ingest_thingsvision(folder: Path, *, model_id: str, stimulus_set: str, layer: str,
+                        root: Path, labels_file: Path | None = None,
+                        replace_stimuli: bool = False, progress: bool = True) -> str:
+    """Check the folder, then write the layer's activations, the stimuli and (for a new
+    model) its provenance, as one commit."""
+    files = feature_files(folder)
+    counts = [_count(f) for f in files]
+    labels = labels_frame(folder, labels_file, sum(counts))
+    widths = set()
+    with Transaction(root, progress=progress) as tx:
+        stage_stimuli(tx, stimulus_set, labels, folder / "file_names.txt", replace_stimuli)
+        if read_partition("models", {"model_id": model_id}, root) is None:
+            stage_model(tx, model_id, architecture="unknown (thingsvision)", state="trained",
+                        weights_sha256=None, preprocessing="{}", source=str(folder.resolve()))
+        sink = ActivationSink(tx, model_id, stimulus_set, folder, labels.height)
+        first = 0
+        for path, count in tqdm(list(zip(files, counts, strict=True)), desc=layer,
+                                unit="file", disable=not progress):
+            for start, block in _rows(path):
+                widths.add(block.shape[1])
+                if len(widths) > 1:
+                    raise InputError(f"{block.shape[1]} features per image where earlier "
+                                     f"files have {min(widths - {block.shape[1]})}", file=path)
+                sink(layer, "none", first + start, block)
+            first += count
+        n_units = widths.pop()
+        stage_layers(tx, model_id, [LayerInfo(layer, "none", "thingsvision", n_units,
+                                              (n_units,))], ordered=False)
+    return summary_line(tx, root)
+
+
+@ingest.command("thingsvision")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--model-id", type=NAME, required=True)
+@click.option("--stimulus-set", type=NAME, required=True)
+@click.option("--layer", type=NAME, required=True, help="The module the features came from.")
+@click.option("--labels", "labels_file", default=None,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="CSV with file_name,label[,wnid]; default: each image's folder name.")
+@click.option("--replace-stimuli", is_flag=True, help="Overwrite a stimulus set that differs.")
+@root_option
+def thingsvision_command(folder: Path, model_id: str, stimulus_set: str, layer: str,
+                         labels_file: Path | None, replace_stimuli: bool, root: Path) -> None:
+    """Import a thingsvision features folder (features.npy/.h5/.pt or chunks + file_names.txt)."""
+    click.echo(ingest_thingsvision(folder, model_id=model_id, stimulus_set=stimulus_set,
+                                   layer=layer, root=root, labels_file=labels_file,
+                                   replace_stimuli=replace_stimuli))
