@@ -89,6 +89,11 @@ def test_each_layout_imports_the_same_warehouse(tmp_path: Path, layout: str) -> 
                           "correct_only := true)").pl()
     assert_same(rows.select(METRICS).to_dicts(), reference(acts, labels))
     assert correct.equals(rows)  # every image correct: the subsets agree, as in the paper
+    again = CliRunner().invoke(cli, ["ingest", "gale-h5", *map(str, files), "--model-id",
+                                     "alexnet", "--stimulus-set", "s", "--layer", "l",
+                                     "--root", str(root)])
+    assert again.exit_code == 0, again.output  # a re-run replaces, never duplicates
+    assert unitsel.scan("activations", root).collect().height == acts.size
 
 
 def test_bad_files_are_located_and_write_nothing(tmp_path: Path) -> None:

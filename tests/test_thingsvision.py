@@ -62,6 +62,9 @@ def test_every_features_format_imports_the_same_rows(tmp_path: Path, kind: str) 
     with unitsel.connection(root) as con:
         rows = con.sql("SELECT * FROM unit_selectivity('clip', 'things', 'visual', 'none')").pl()
     assert_same(rows.select(METRICS).to_dicts(), reference(flat, labels))
+    (tmp_path / "again").mkdir()
+    assert not _ingest(_folder(tmp_path / "again", kind), root).startswith("FAILED")
+    assert unitsel.scan("activations", root).collect().height == flat.size  # replaced
 
 
 def test_labels_csv_keyed_by_file_name_and_bad_folders(tmp_path: Path) -> None:
