@@ -34,8 +34,6 @@ if TYPE_CHECKING:
     from unitsel.compute import Runner
 
 DEFAULT_ROOT = Path("warehouse")
-# DuckLake reads these partition values as NULL (the first in any case), so no partition may
-# take them.
 # Rows buffered per partition before a row group is written: bounds memory when a job streams
 # into many partitions at once, and is near DuckDB's own row-group size.
 _ROW_GROUP_ROWS = 1 << 18
