@@ -30,6 +30,7 @@ from ingest._staging import (
     stage_stimuli,
     summary_line,
 )
+from ingest.gale import WNID
 from unitsel import Transaction
 from unitsel.adapters import arrays
 from unitsel.adapters.labels import read_text, uri_problem
@@ -39,13 +40,12 @@ from unitsel.errors import InputError
 from unitsel.warehouse import read_partition
 
 CHUNK = re.compile(r"features_(\d+)\.npy")
-WNID = re.compile(r"n\d{8}")
 
 
 def feature_files(folder: Path) -> list[Path]:
     """The features file, or the chunks in numeric order."""
-    chunks = sorted((p for p in folder.glob("features_*.npy") if CHUNK.fullmatch(p.name)),
-                    key=lambda p: int(CHUNK.fullmatch(p.name).group(1)))  # type: ignore[union-attr]
+    numbered = {p: CHUNK.fullmatch(p.name) for p in folder.glob("features_*.npy")}
+    chunks = sorted((p for p, m in numbered.items() if m), key=lambda p: int(numbered[p][1]))
     single = [folder / f"features.{ext}" for ext in ("npy", "h5", "pt")
               if (folder / f"features.{ext}").is_file()]
     if len(single) + bool(chunks) != 1:
