@@ -24,7 +24,8 @@ from unitsel.adapters.torch_model import load_model
 from unitsel.analyses.distances import SYNTHETIC, mu_frame
 from unitsel.cli import NAME, root_option
 from unitsel.schema import AMS, AMS_ACTIVATIONS
-from unitsel.warehouse import Transaction, replaced_folder
+from unitsel.files import replaced_folder
+from unitsel.warehouse import Transaction
 
 if TYPE_CHECKING:
     from torch import nn

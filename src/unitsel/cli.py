@@ -7,131 +7,40 @@ point group, so this module never imports them.
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import sys
-from collections.abc import Callable
-from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 
-from unitsel import names
-from unitsel.errors import InputError
-from unitsel.warehouse import DEFAULT_ROOT
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-class _Name(click.ParamType[str]):
-    """A model id, stimulus set, layer, study … (`unitsel.names`: length and characters)."""
-
-    name = "name"
-
-    def convert(self, value: Any, param: click.Parameter | None,
-                ctx: click.Context | None) -> str:
-        why = names.problem(str(value))
-        if why:
-            self.fail(why, param, ctx)
-        return str(value)
-
-
-NAME = _Name()
-
-
-def root_option(f: F) -> F:
-    """`--root DIR` (default ./warehouse, or $UNITSEL_ROOT) for every command."""
-    return click.option(
-        "--root", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_ROOT,
-        envvar="UNITSEL_ROOT", show_default=True, help="Warehouse folder.",
-    )(f)
-
-
-def layer_options(set_help: str) -> Callable[[F], F]:
-    """`--model-id`, `--stimulus-set` (with `set_help`), `--layer` and `--pool` (default none):
-    the partition a layer-level job works on."""
-    def decorate(f: F) -> F:
-        for option in reversed([
-            click.option("--model-id", type=NAME, required=True),
-            click.option("--stimulus-set", type=NAME, required=True, help=set_help),
-            click.option("--layer", type=NAME, required=True),
-            click.option("--pool", default="none", show_default=True),
-        ]):
-            f = option(f)
-        return f
-    return decorate
-
-
-class _Group(click.Group):
-    """Loads plugged-in commands lazily and turns InputError into a clean one-line error."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        plugged = [ep.name for ep in entry_points(group="unitsel.commands")]
-        return sorted({*super().list_commands(ctx), *plugged})
-
-    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        command = super().get_command(ctx, name)
-        if command is None:
-            found = [ep for ep in entry_points(group="unitsel.commands") if ep.name == name]
-            command = found[0].load() if found else None
-        return command
-
-    def invoke(self, ctx: click.Context) -> Any:
-        import duckdb
-
-        try:
-            return super().invoke(ctx)
-        except (InputError, duckdb.Error) as error:
-            if ctx.meta.get(DEBUG):
-                raise
-            raise click.ClickException(str(error)) from None
-        except (click.exceptions.Exit, click.ClickException, click.Abort):
-            raise
-        except Exception as error:
-            # Anything unforeseen still ends in one line; --debug shows where it came from.
-            if ctx.meta.get(DEBUG):
-                raise
-            raise click.ClickException(
-                f"{type(error).__name__}: {error} (unexpected: rerun with `unitsel --debug …` "
-                "for the traceback and report it)") from None
-
-
-DEBUG = "unitsel.debug"
+from unitsel.options import (
+    NAME,
+    Group,
+    Settings,
+    job,
+    root_option,
+    scheduler_option,
+    settings,
+    snapshot_option,
+)
 
 
 def _use_debug(ctx: click.Context, param: click.Parameter, value: bool) -> None:
-    ctx.meta[DEBUG] = value
+    ctx.ensure_object(Settings).debug = value
 
 
 def _use_catalog(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
-    # Every command resolves the catalog through unitsel.lake.catalog, which reads this
-    # variable; so do the processes a command starts (workers, the dashboard).
-    if value:
-        os.environ["UNITSEL_CATALOG"] = value
+    ctx.ensure_object(Settings).catalog = value
 
 
-def _use_scheduler(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
-    # unitsel.compute.runner reads the variable wherever per-file work is started.
-    if value:
-        os.environ["UNITSEL_SCHEDULER"] = value
-
-
-def scheduler_option(f: F) -> F:
-    """`--scheduler ADDRESS` (or $UNITSEL_SCHEDULER): run per-file work on that Dask cluster."""
-    return click.option(
-        "--scheduler", envvar="UNITSEL_SCHEDULER", expose_value=False, callback=_use_scheduler,
-        help="Dask scheduler (e.g. tcp://10.0.0.5:8786) whose workers run the per-file work; "
-             "default this process, or a local cluster for very large work.")(f)
-
-
-@click.group(cls=_Group)
+@click.group(cls=Group, plugins="unitsel.commands")
 @click.version_option(package_name="unitsel")
 @click.option("--debug", is_flag=True, expose_value=False, callback=_use_debug, is_eager=True,
               help="Show the full traceback of an error instead of one line.")
-@click.option("--catalog", envvar="UNITSEL_CATALOG", expose_value=False, callback=_use_catalog,
+@click.option("--catalog", expose_value=False, callback=_use_catalog,
               help="DuckLake catalog: 'postgres:<libpq string>' for many machines over a "
-                   "shared root; default the root's own catalog.sqlite. A root remembers it.")
+                   "shared root (or $UNITSEL_CATALOG); default the root's own catalog.sqlite. "
+                   "A root remembers it.")
 def cli() -> None:
     """unitsel: a unit-selectivity warehouse (a DuckLake of Parquet files + DuckDB SQL)."""
 
@@ -142,13 +51,7 @@ def init(root: Path) -> None:
     """Create an empty warehouse whose views all bind."""
     from unitsel.warehouse import init as init_warehouse
 
-    click.echo(f"warehouse ready at {init_warehouse(root).resolve()}")
-
-
-def snapshot_option(f: F) -> F:
-    """`--snapshot N`: read the warehouse as it was at snapshot N (`unitsel snapshots`)."""
-    return click.option("--snapshot", type=int, default=None,
-                        help="Read the warehouse as of this snapshot (time travel).")(f)
+    click.echo(f"warehouse ready at {init_warehouse(root, settings().catalog).resolve()}")
 
 
 @cli.command()
@@ -168,7 +71,7 @@ def query(sql: str, as_csv: bool, snapshot: int | None, root: Path) -> None:
 def _print_query(sql: str, as_csv: bool, root: Path, snapshot: int | None = None) -> None:
     from unitsel.warehouse import connection
 
-    with connection(root, snapshot=snapshot) as con:
+    with connection(root, snapshot=snapshot, catalog=settings().catalog) as con:
         relation = con.sql(sql)
         if relation is None:
             click.echo(f"ok: {sql.strip().split()[0].upper() if sql.strip() else 'nothing'} "
@@ -196,7 +99,7 @@ def models(as_json: bool, root: Path) -> None:
     if as_json:
         from unitsel.warehouse import connection
 
-        with connection(root) as con:
+        with connection(root, catalog=settings().catalog) as con:
             frame = con.sql("SELECT * FROM models ORDER BY model_id").pl()
         for record in frame.iter_rows(named=True):
             click.echo(json.dumps(record))
@@ -252,8 +155,9 @@ def selectivity(model_id: str, stimulus_set: str, layer: str | None, pool: str,
     """Write every unit's class selectivity (Gale et al. 2019) to a CSV or Parquet file."""
     from unitsel.exports import export_selectivity
 
-    rows = export_selectivity(root, out, model_id=model_id, stimulus_set=stimulus_set,
-                              layer=layer, pool=pool, correct_only=correct_only)
+    with job(root) as tx:
+        rows = export_selectivity(tx, out, model_id=model_id, stimulus_set=stimulus_set,
+                                  layer=layer, pool=pool, correct_only=correct_only)
     click.echo(f"wrote {rows:,} units to {out}")
 
 
@@ -271,12 +175,13 @@ def category(model_id: str, stimulus_set: str, category: str, layer: str | None,
     """Write every unit's category selectivity (FSI, d', rank-sum, t-tests) to a file."""
     from unitsel.exports import export_category
 
-    rows = export_category(root, out, model_id=model_id, stimulus_set=stimulus_set,
-                           category=category, layer=layer, pool=pool)
+    with job(root) as tx:
+        rows = export_category(tx, out, model_id=model_id, stimulus_set=stimulus_set,
+                               category=category, layer=layer, pool=pool)
     click.echo(f"wrote {rows:,} units to {out}")
 
 
-@cli.group()
+@cli.group(cls=Group, plugins="unitsel.analyse")
 @scheduler_option
 def analyse() -> None:
     """Analyses over the warehouse that write result tables back."""
@@ -291,7 +196,8 @@ def consistency(model_id: str, stimulus_set: str, category: str, root: Path) -> 
     """Spearman agreement of the category metrics (and lesions) per layer -> metric_consistency."""
     from unitsel.analyses.consistency import run_consistency
 
-    result = run_consistency(root, model_id, stimulus_set, category)
+    with job(root) as tx:
+        result = run_consistency(tx, model_id, stimulus_set, category)
     click.echo(f"metric_consistency: {result.height} metric pairs over "
                f"{result.select('layer', 'pool').n_unique()} layer/pool partitions")
 
@@ -315,8 +221,9 @@ def decoding(model_id: str, stimulus_set: str, category: str, layer: str, pool: 
     """Linear-SVM decoding from each metric's top units -> decoding."""
     from unitsel.analyses.decoding import run_decoding
 
-    result = run_decoding(root, model_id, stimulus_set, category, layer, pool,
-                          decode_set=decode_set, n_units=n_units, folds=folds, seed=seed)
+    with job(root) as tx:
+        result = run_decoding(tx, model_id, stimulus_set, category, layer, pool,
+                              decode_set=decode_set, n_units=n_units, folds=folds, seed=seed)
     click.echo(result.select("metric", "cv", "n_units", "accuracy", "ci_low", "ci_high",
                              "chance"))
 
@@ -328,9 +235,9 @@ def decoding(model_id: str, stimulus_set: str, category: str, layer: str, pool: 
 def summarise(rebuild: bool, root: Path) -> None:
     """Build the summaries an older unitsel left outdated or missing (jobs keep the others
     current in their own commit)."""
-    from unitsel.summaries import refresh
-
-    click.echo(f"rebuilt the summaries of {refresh(root, rebuild=rebuild)} partitions")
+    with job(root) as tx:
+        count = tx.rebuild_summaries(every=rebuild)
+    click.echo(f"rebuilt the summaries of {count} partitions")
 
 
 @cli.command()
@@ -339,7 +246,7 @@ def migrate(root: Path) -> None:
     """Convert a warehouse of the old layout (a Parquet file per partition) to DuckLake."""
     from unitsel.migrate import migrate as migrate_root
 
-    rows = migrate_root(root)
+    rows = migrate_root(root, settings().catalog)
     click.echo(f"migrated {sum(rows.values()):,} rows of {len(rows)} tables into {root}")
 
 
@@ -354,7 +261,8 @@ def clean(orphan_hours: float, expire_days: float | None, root: Path) -> None:
     """Reclaim disk: DuckLake's clean-up of orphaned and replaced data files."""
     from unitsel.lake import clean as clean_lake
 
-    done = clean_lake(root, orphan_age_hours=orphan_hours, expire_days=expire_days)
+    done = clean_lake(root, settings().catalog, orphan_age_hours=orphan_hours,
+                      expire_days=expire_days)
     click.echo(", ".join(f"{n:,} {what.replace('_', ' ')}" for what, n in done.items()))
 
 
@@ -372,19 +280,18 @@ def _double_quoted(text: str) -> str:
     return '"' + "".join("\\" + ch if ch in '"$`\\' else ch for ch in text) + '"'
 
 
-def duckdb_command(root: Path, snapshot: int | None = None) -> str:
+def duckdb_command(root: Path, snapshot: int | None = None, catalog: str | None = None) -> str:
     """The shell command that opens `root` in the DuckDB CLI with every view and macro (at
     `snapshot`: the lake attached read-only at that snapshot before init.sql runs)."""
     from unitsel import lake
     from unitsel.sqlfiles import sql_home
 
     root = Path(root).resolve()
-    catalog = lake.init(root)
+    catalog = lake.init(root, catalog)
     statements = [f"SET VARIABLE wh_root={lake.sql_string(str(root))}",
                   f"SET VARIABLE wh_catalog={lake.sql_string(catalog)}"]
     if snapshot is not None:
-        statements += ["LOAD ducklake; LOAD sqlite_scanner; LOAD postgres_scanner",
-                       lake.attach_sql(root, catalog, snapshot=snapshot)]
+        statements += [lake.load_sql(), lake.attach_sql(root, catalog, snapshot=snapshot)]
     duckdb = Path(sys.executable).with_name("duckdb")
     return (f"cd {shlex.quote(str(sql_home()))} && {shlex.quote(str(duckdb))} "
             + " ".join(f"-cmd {_double_quoted(s)}" for s in [*statements, ".read sql/init.sql"]))
@@ -395,11 +302,7 @@ def duckdb_command(root: Path, snapshot: int | None = None) -> str:
 @root_option
 def sql(snapshot: int | None, root: Path) -> None:
     """Print the command that opens this warehouse in the DuckDB CLI."""
-    click.echo(duckdb_command(root, snapshot))
-
-
-# Register `unitsel wordnet`, `unitsel export-study` and the DORA and people analyses.
-from unitsel import concept_commands, people_commands, semantic_commands  # noqa: E402, F401
+    click.echo(duckdb_command(root, snapshot, settings().catalog))
 
 
 def main() -> None:

@@ -1,5 +1,5 @@
 """Where per-file work runs: in this process, on a local Dask cluster, or on a cluster you
-started (`--scheduler ADDRESS` / `$UNITSEL_SCHEDULER`, e.g. dask-jobqueue on Slurm).
+started (a job's `scheduler`: the CLI's `--scheduler ADDRESS`, e.g. dask-jobqueue on Slurm).
 
 Work is a list of independent tasks, each a module-level function and its arguments (a data
 file to summarise, a partition to analyse). Workers read and write files under the warehouse
@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 
 from tqdm import tqdm
 
-SCHEDULER_ENV = "UNITSEL_SCHEDULER"
 WORKERS_ENV = "UNITSEL_WORKERS"  # workers of the local cluster; default one per core
 # Below this much work a local cluster costs more to start (seconds) than it saves.
 LOCAL_CLUSTER_ROWS = 200_000_000
@@ -78,17 +77,16 @@ class DaskRunner(Runner):
 @contextlib.contextmanager
 def runner(scheduler: str | None = None, *, rows: int = 0,
            workers: int | None = None) -> Iterator[Runner]:
-    """The runner for `rows` of work: the given (or `$UNITSEL_SCHEDULER`) Dask scheduler;
+    """The runner for `rows` of work: the Dask scheduler at `scheduler`;
     else, when the work is big enough to pay for starting it, a local cluster of
     single-threaded worker processes, one per core (`$UNITSEL_WORKERS` to choose); else this
     process. `workers` > 1 asks for a local cluster of that many workers whatever the size;
     1 for this process."""
-    address = scheduler or os.environ.get(SCHEDULER_ENV)
-    if address:
+    if scheduler:
         from distributed import Client
 
-        with Client(address) as client:
-            yield DaskRunner(client, f"scheduler {address}")
+        with Client(scheduler) as client:
+            yield DaskRunner(client, f"scheduler {scheduler}")
         return
     if workers is None:
         if rows < LOCAL_CLUSTER_ROWS:

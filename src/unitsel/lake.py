@@ -15,12 +15,14 @@ import os
 import random
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
+from urllib.parse import quote
 
 from unitsel.errors import InputError
 from unitsel.schema import TABLES, Table
+from unitsel.sqlfiles import extensions, sql_string
 
 if TYPE_CHECKING:
     import duckdb
@@ -32,7 +34,11 @@ DATA_DIR = "data"
 SQLITE_CATALOG = "catalog.sqlite"
 # Where a root that uses another catalog (PostgreSQL) records it, so later commands find it.
 CATALOG_POINTER = "catalog.txt"
-EXTENSIONS = ("ducklake", "sqlite_scanner", "postgres_scanner")
+# The extensions sql/lake.sql loads, in its order: that file is their one list.
+EXTENSIONS = extensions()
+# Rows of one activations data file (a block of whole units with all their stimuli) and of one
+# summary task: the unit of work, so it bounds a task's memory (about 100 bytes a row).
+DATA_FILE_ROWS = 8_000_000
 _installed = False
 _initialised: set[tuple[str, str]] = set()
 _instances: dict[tuple[str, str], duckdb.DuckDBPyConnection] = {}
@@ -70,9 +76,9 @@ def _wheel_file(name: str) -> Path:
     return found[-1]
 
 
-def sql_string(text: str) -> str:
-    """`text` as an SQL string literal."""
-    return "'" + text.replace("'", "''") + "'"
+def load_sql() -> str:
+    """The statement that loads every extension."""
+    return "; ".join(f"LOAD {name}" for name in EXTENSIONS)
 
 
 def catalog(root: Path, given: str | None = None) -> str:
@@ -121,7 +127,7 @@ def attach(root: Path, catalog_path: str | None = None, *,
     if snapshot is None and key in _instances:
         return _instances[key].cursor()
     con = duckdb.connect()
-    con.execute("; ".join(f"LOAD {name}" for name in EXTENSIONS))
+    con.execute(load_sql())
     con.execute(attach_sql(root, catalog_path, snapshot=snapshot))
     if snapshot is not None:
         return con
@@ -139,6 +145,23 @@ def create_catalog(root: Path, catalog_path: str) -> None:
             db.execute("PRAGMA journal_mode=WAL")
     elif not (root / CATALOG_POINTER).exists():
         (root / CATALOG_POINTER).write_text(catalog_path + "\n")
+
+
+def partition_dir(root: Path, t: Table, values: Mapping[str, str]) -> Path:
+    """The folder of one partition's data files, as DuckLake lays its own out:
+    `<root>/data/main/<table>/<key>=<percent-encoded value>/…`. Only for people browsing the
+    files: the catalog, not the path, says which partition a file belongs to."""
+    path = Path(root) / DATA_DIR / "main" / t.name
+    for key in t.partition_by:
+        path /= f"{key}={quote(values[key], safe='')}"
+    return path
+
+
+def register_files(con: duckdb.DuckDBPyConnection, t: Table, paths: Sequence[str]) -> None:
+    """Add data files written under `t`'s folders to `t` in the open transaction of `con`
+    (one call for the list: each call costs a catalog round trip)."""
+    if paths:
+        con.execute(f"CALL ducklake_add_data_files('{ALIAS}', ?, ?)", [t.name, list(paths)])
 
 
 def column_ddl(t: Table) -> str:
@@ -362,14 +385,14 @@ def _commits_since(root: Path, catalog_path: str, snapshot: int | None) -> str:
 ORPHAN_AGE_HOURS = 24
 
 
-def clean(root: Path, *, orphan_age_hours: float = ORPHAN_AGE_HOURS,
+def clean(root: Path, catalog: str | None = None, *, orphan_age_hours: float = ORPHAN_AGE_HOURS,
           expire_days: float | None = None) -> dict[str, int]:
     """DuckLake's own clean-up: delete data files no snapshot lists that are older than
     `orphan_age_hours` (left by killed jobs) and, with `expire_days`, forget snapshots older
     than that and delete the files only they used (time travel to them ends). Returns how many
     files and snapshots went."""
     root = Path(root).resolve()
-    con = attach(root, init(root))
+    con = attach(root, init(root, catalog))
     try:
         expired = 0
         if expire_days is not None:

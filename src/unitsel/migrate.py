@@ -20,8 +20,6 @@ from tqdm import tqdm
 from unitsel.schema import TABLES, Table
 
 OLD = ".old-layout"
-# Derived tables are rebuilt from the activations in the same commit, not copied.
-_REBUILT = {"class_stats", "unit_top", "unit_summaries", "summary_builds"}
 
 
 def _old_files(old: Path, t: Table) -> list[tuple[dict[str, str], Path]]:
@@ -35,7 +33,7 @@ def _old_files(old: Path, t: Table) -> list[tuple[dict[str, str], Path]]:
     return found
 
 
-def migrate(root: Path) -> dict[str, int]:
+def migrate(root: Path, catalog: str | None = None) -> dict[str, int]:
     """Copy every partition of the old layout into the lake in one commit; returns the rows
     copied per table. A root already in the new layout is left as it is."""
     from unitsel.warehouse import Transaction
@@ -51,9 +49,10 @@ def migrate(root: Path) -> dict[str, int]:
         with contextlib.suppress(OSError):
             (root / t.name).rmdir()  # unless other files live there (study packages)
     shutil.rmtree(root / ".staging", ignore_errors=True)
-    files = [(t, values, path) for t in TABLES.values() if t.name not in _REBUILT
+    # Derived tables are rebuilt from the activations in the same commit, not copied.
+    files = [(t, values, path) for t in TABLES.values() if not t.derived
              for values, path in _old_files(old, t)]
-    with Transaction(root) as tx:
+    with Transaction(root, catalog=catalog) as tx:
         for t, values, path in tqdm(files, desc="migrate", unit="partition"):
             frame = pl.read_parquet(path)
             if "snapshot_id" in t.column_names and "snapshot_id" not in frame.columns:

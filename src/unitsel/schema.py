@@ -44,6 +44,8 @@ class Table:
     columns: tuple[Column, ...]
     partition_by: tuple[str, ...]
     doc: str
+    # Rebuilt from activations partitions by `unitsel.summaries`, never written by a job.
+    derived: bool = False
 
     def __post_init__(self) -> None:
         missing = set(self.partition_by) - set(self.column_names)
@@ -186,6 +188,7 @@ CLASS_STATS = Table(
             "(ascending, ties share their mean rank): the Wilcoxon rank-sum statistic.")),
     ACTIVATIONS.partition_by,
     "Summary: per unit and label, sufficient statistics of the activations.",
+    derived=True,
 )
 
 UNIT_TOP = Table(
@@ -196,6 +199,7 @@ UNIT_TOP = Table(
      Column("activation", pl.Float32(), "The stimulus' activation.")),
     ACTIVATIONS.partition_by,
     "Summary: per unit its top-k most activating stimuli (k = summary_builds.k).",
+    derived=True,
 )
 
 UNIT_SUMMARIES = Table(
@@ -213,6 +217,7 @@ UNIT_SUMMARIES = Table(
             "Sum of t^3 - t over groups of t equal activations (rank-sum tie correction).")),
     ACTIVATIONS.partition_by,
     "Summary: per unit what top-class selectivity needs.",
+    derived=True,
 )
 
 SUMMARY_BUILDS = Table(
@@ -223,6 +228,7 @@ SUMMARY_BUILDS = Table(
     ACTIVATIONS.partition_by,
     "One row per summarised activations partition, committed with its inputs: how its "
     "summaries were built.",
+    derived=True,
 )
 
 _SNAPSHOT_ID = Column(
@@ -657,8 +663,6 @@ TABLES: dict[str, Table] = {
               ANNOTATION_MATCHES, NAMING_COUNTS, EXPLANATION_SUMMARIES,
               IMAGE_EMBEDDINGS, TEXT_EMBEDDINGS, CONCEPT_SCORES, CONCEPT_EVALUATION)
 }
-# Writing any of these makes summaries stale.
-SUMMARISED_FROM = frozenset({ACTIVATIONS.name, STIMULI.name, PREDICTIONS.name})
 
 
 def table(name: str) -> Table:

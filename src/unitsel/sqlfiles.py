@@ -8,9 +8,9 @@ SQL files.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from unitsel.lake import sql_string
 from unitsel.schema import TABLES, Table
 
 _HERE = Path(__file__).resolve().parent
@@ -23,6 +23,17 @@ def sql_home() -> Path:
         if (home / "sql" / "init.sql").is_file():
             return home
     raise FileNotFoundError(f"sql/init.sql not found beside {_HERE} or in {_HERE.parents[1]}")
+
+
+def sql_string(text: str) -> str:
+    """`text` as an SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def extensions() -> tuple[str, ...]:
+    """The DuckDB extensions `sql/lake.sql` loads, in order: the one list of them."""
+    return tuple(re.findall(r"^LOAD (\w+);", (sql_home() / "sql" / "lake.sql").read_text(),
+                            re.MULTILINE))
 
 
 def _expand(path: Path, home: Path) -> str:

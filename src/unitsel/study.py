@@ -16,7 +16,8 @@ import polars as pl
 
 from unitsel.errors import InputError
 from unitsel.schema import STUDY_PANELS
-from unitsel.warehouse import Transaction, connection, replaced_folder
+from unitsel.files import replaced_folder
+from unitsel.warehouse import Transaction, connection
 
 GRID = 10
 TILE = 64

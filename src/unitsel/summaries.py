@@ -23,106 +23,131 @@ from __future__ import annotations
 import hashlib
 import tempfile
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import polars as pl
 
 from unitsel import lake
-from unitsel.schema import ACTIVATIONS, PREDICTIONS, STIMULI, SUMMARY_BUILDS, table
+from unitsel.schema import ACTIVATIONS, PREDICTIONS, STIMULI, SUMMARY_BUILDS, TABLES
 
 if TYPE_CHECKING:
     import duckdb
 
-    from unitsel.warehouse import Transaction
+    from unitsel.compute import Runner
 
 TOP_K = 100
 TASK_MEMORY = "1GB"  # DuckDB's memory limit in one file's summary pass
 TOP_STATES = 2_000_000  # top-k entries kept at once (units x k) in a task's pass
-# Data files with fewer rows are summarised together in one task, up to this many rows (the
-# size of a full activations data file, so a task's memory bound stays that of one file).
-TASK_ROWS = 8_000_000
 # Bump when the summaries' content changes: every existing summary then counts as stale.
 LAYOUT_VERSION = 3
 Partition = dict[str, str]
+# (data file, digest of its partition's labels, k): what a summary file was built from.
+FileKey = tuple[str, str, int]
 _KEYS = ACTIVATIONS.partition_by
-_DERIVED = ("class_stats", "unit_top", "unit_summaries", SUMMARY_BUILDS.name)
+_DERIVED = [t for t in TABLES.values() if t.derived]
 
 
 def _where(part: Partition, keys: tuple[str, ...] = _KEYS) -> str:
     return " AND ".join(f"{k} = {lake.sql_string(part[k])}" for k in keys)
 
 
-def update(con: duckdb.DuckDBPyConnection, tx: Transaction, k: int = TOP_K) -> None:
-    """Inside `tx`'s commit, rebuild the summaries of every activations partition whose
-    activations, stimulus set or predictions `tx` writes (and those in `tx.rebuild`)."""
-    own: dict[tuple[str, ...], list[str]] = {}
-    for staged in tx.staged(ACTIVATIONS):
-        own.setdefault(tuple(staged.values.values()), []).append(str(staged.path))
-    parts = {tuple(p.values()): p for p in [*tx.written(ACTIVATIONS), *tx.rebuild]}
-    sets = {p["stimulus_set"] for p in tx.written(STIMULI)}
-    runs = {(p["model_id"], p["stimulus_set"]) for p in tx.written(PREDICTIONS)}
-    committed = lake.partition_files(con, tx.root, ACTIVATIONS)
-    for key in committed:
-        part = dict(zip(_KEYS, key, strict=True))
-        if part["stimulus_set"] in sets or (part["model_id"], part["stimulus_set"]) in runs:
-            parts.setdefault(key, part)
-    build(con, tx, [(part, own.get(key) or committed.get(key, []))
-                    for key, part in parts.items()], k)
+class Build:
+    """The commit step that keeps a job's summaries current, with its own state: the
+    partitions to rebuild whatever the job writes, and the summary files earlier attempts of
+    the same commit wrote (a retried commit runs only what changed)."""
+
+    def __init__(self, root: Path, k: int = TOP_K) -> None:
+        self.root = root
+        self.k = k
+        self.rebuild: list[Partition] = []
+        self.files: dict[FileKey, list[tuple[str, str]]] = {}
+        self.used: set[FileKey] = set()  # by the latest attempt
+
+    def __call__(self, con: duckdb.DuckDBPyConnection,
+                 written: Mapping[str, list[tuple[Partition, str]]], runner: Runner,
+                 progress: bool) -> None:
+        """Inside the commit's transaction (`con`), rebuild the summaries of every
+        activations partition whose activations, stimulus set or predictions the job writes
+        (`written`: per table its (partition, data file) pairs), and of `rebuild`."""
+        own: dict[tuple[str, ...], list[str]] = {}
+        for part, path in written.get(ACTIVATIONS.name, []):
+            own.setdefault(tuple(part.values()), []).append(path)
+        parts = {tuple(p.values()): p for p in [
+            *(part for part, _ in written.get(ACTIVATIONS.name, [])), *self.rebuild]}
+        sets = {p["stimulus_set"] for p, _ in written.get(STIMULI.name, [])}
+        runs = {(p["model_id"], p["stimulus_set"]) for p, _ in written.get(PREDICTIONS.name, [])}
+        committed = lake.partition_files(con, self.root, ACTIVATIONS)
+        for key in committed:
+            part = dict(zip(_KEYS, key, strict=True))
+            if part["stimulus_set"] in sets or (part["model_id"], part["stimulus_set"]) in runs:
+                parts.setdefault(key, part)
+        self._replace(con, [(part, own.get(key) or committed.get(key, []))
+                            for key, part in parts.items()], runner, progress)
+
+    def _replace(self, con: duckdb.DuckDBPyConnection, parts: list[tuple[Partition, list[str]]],
+                 runner: Runner, progress: bool) -> None:
+        """Replace the summaries of `parts` (each with its activations data files). Data files
+        are summarised by tasks on `runner`: a large file alone, small files of one model and
+        stimulus set together (`lake.DATA_FILE_ROWS`); the commit registers what they write. A
+        file whose labels are those of an earlier attempt is not summarised again."""
+        labels: dict[tuple[str, str], tuple[pl.DataFrame, str]] = {}
+        planned: list[tuple[Partition, list[FileKey]]] = []
+        for part, paths in parts:
+            run = (part["model_id"], part["stimulus_set"])
+            if run not in labels:  # one query per model and stimulus set, not per partition
+                frame = _labels(con, part)
+                labels[run] = (frame, _digest(frame))
+            planned.append((part, [(path, labels[run][1], self.k) for path in paths]))
+        tasks: list[tuple[object, ...]] = []
+        task_keys: list[list[FileKey]] = []
+        task_rows: list[int] = []
+        for run, (frame, _) in labels.items():
+            todo = [(part, key) for part, keys in planned for key in keys
+                    if (part["model_id"], part["stimulus_set"]) == run
+                    and key not in self.files]
+            for batch, rows in _batches(todo):
+                tasks.append((str(self.root), [(part, key[0]) for part, key in batch], frame,
+                              self.k, runner.threads))
+                task_keys.append([key for _, key in batch])
+                task_rows.append(rows)
+        # Progress in activation rows: a 10⁹-row layer's bar moves file by file.
+        done = runner.map(summarise_files, tasks, desc="summaries", unit="row",
+                          sizes=task_rows, progress=progress)
+        for keys, outputs in zip(task_keys, done, strict=True):
+            self.files.update(zip(keys, outputs, strict=True))
+        self.used = {key for _, keys in planned for key in keys}
+        for t in _DERIVED:
+            lake.delete_partitions(con, self.root, t, [part for part, _ in planned])
+            lake.register_files(con, t, [path for _, keys in planned for key in keys
+                                         for name, path in self.files[key] if name == t.name])
+        if planned:
+            builds = pl.DataFrame([part for part, _ in planned]).with_columns(
+                k=pl.lit(self.k, pl.Int32), layout=pl.lit(LAYOUT_VERSION, pl.Int32))
+            con.register("unitsel_builds", builds)
+            con.execute(f"INSERT INTO {lake.ALIAS}.{SUMMARY_BUILDS.name} BY NAME "
+                        "SELECT * FROM unitsel_builds")
+            con.unregister("unitsel_builds")
+
+    def discard(self, committed: bool) -> None:
+        """Delete the summary files no committed snapshot lists (attempts that lost)."""
+        for key, outputs in self.files.items():
+            if not committed or key not in self.used:
+                for _, output in outputs:
+                    Path(output).unlink(missing_ok=True)
 
 
-def build(con: duckdb.DuckDBPyConnection, tx: Transaction,
-          parts: list[tuple[Partition, list[str]]], k: int = TOP_K) -> None:
-    """Replace the summaries of `parts` (each with its activations data files) inside the open
-    transaction of `con`. Data files are summarised by tasks run by `tx.runner()`: a large
-    file alone, small files of one model and stimulus set together (`TASK_ROWS`); the
-    commit registers what they write. A file whose labels are those of an earlier attempt of
-    the same commit is not summarised again."""
-    labels: dict[tuple[str, str], tuple[pl.DataFrame, str]] = {}
-    planned: list[tuple[Partition, list[FileKey]]] = []
-    for part, paths in parts:
-        run = (part["model_id"], part["stimulus_set"])
-        if run not in labels:  # one query per model and stimulus set, not per partition
-            frame = _labels(con, part)
-            labels[run] = (frame, _digest(frame))
-        planned.append((part, [(path, labels[run][1], k) for path in paths]))
-    tasks: list[tuple[object, ...]] = []
-    task_keys: list[list[FileKey]] = []
-    task_rows: list[int] = []
-    threads = tx.runner().threads
-    for run, (frame, _) in labels.items():
-        todo = [(part, key) for part, keys in planned for key in keys
-                if (part["model_id"], part["stimulus_set"]) == run
-                and key not in tx.summary_files]
-        for batch, rows in _batches(todo):
-            tasks.append((str(tx.root), [(part, key[0]) for part, key in batch], frame, k,
-                          threads))
-            task_keys.append([key for _, key in batch])
-            task_rows.append(rows)
-    # Progress in activation rows: a 10⁹-row layer's bar moves file by file.
-    done = tx.runner().map(summarise_files, tasks, desc="summaries", unit="row",
-                           sizes=task_rows, progress=tx.progress)
-    for keys, outputs in zip(task_keys, done, strict=True):
-        tx.summary_files.update(zip(keys, outputs, strict=True))
-    tx.summaries_used = {key for _, keys in planned for key in keys}
-    for name in _DERIVED:
-        lake.delete_partitions(con, tx.root, table(name), [part for part, _ in planned])
-    for name in _DERIVED[:-1]:
-        paths = [path for _, keys in planned for key in keys
-                 for table_name, path in tx.summary_files[key] if table_name == name]
-        if paths:  # one call registers a list of files
-            con.execute(f"CALL ducklake_add_data_files('{lake.ALIAS}', ?, ?)", [name, paths])
-    if planned:
-        builds = pl.DataFrame([part for part, _ in planned]).with_columns(
-            k=pl.lit(k, pl.Int32), layout=pl.lit(LAYOUT_VERSION, pl.Int32))
-        con.register("unitsel_builds", builds)
-        con.execute(f"INSERT INTO {lake.ALIAS}.{SUMMARY_BUILDS.name} BY NAME "
-                    "SELECT * FROM unitsel_builds")
-        con.unregister("unitsel_builds")
-
-
-# (data file, digest of its partition's labels, k): what a summary file was built from.
-FileKey = tuple[str, str, int]
+def stale(con: duckdb.DuckDBPyConnection, root: Path, *, rebuild: bool = False
+          ) -> list[Partition]:
+    """Every activations partition whose summaries were built with another k or layout or
+    never built (a migrated warehouse), or all of them with `rebuild`."""
+    built = {row[:4]: row[4:] for row in con.sql(
+        f"SELECT {', '.join(_KEYS)}, k, layout FROM {lake.ALIAS}.{SUMMARY_BUILDS.name}"
+    ).fetchall()}
+    return [dict(zip(_KEYS, key, strict=True))
+            for key in lake.partition_files(con, root, ACTIVATIONS)
+            if rebuild or built.get(key) != (TOP_K, LAYOUT_VERSION)]
 
 
 def _labels(con: duckdb.DuckDBPyConnection, part: Partition) -> pl.DataFrame:
@@ -137,16 +162,16 @@ def _labels(con: duckdb.DuckDBPyConnection, part: Partition) -> pl.DataFrame:
 
 def _batches(files: list[tuple[Partition, FileKey]]
              ) -> list[tuple[list[tuple[Partition, FileKey]], int]]:
-    """Files grouped into tasks of at most `TASK_ROWS` rows (a larger file is a task of its
+    """Files grouped into tasks of at most `lake.DATA_FILE_ROWS` rows (a larger file is a task of its
     own), so that a network's hundred small layers are a few tasks, not a hundred; with each
     task's row count."""
     import pyarrow.parquet as pq
 
     batches: list[tuple[list[tuple[Partition, FileKey]], int]] = []
-    rows = TASK_ROWS
+    limit = rows = lake.DATA_FILE_ROWS
     for item in files:
         file_rows = pq.read_metadata(item[1][0]).num_rows
-        if rows + file_rows > TASK_ROWS:
+        if rows + file_rows > limit:
             batches.append(([], 0))
             rows = 0
         batches[-1][0].append(item)
@@ -167,8 +192,6 @@ def summarise_files(root: str, files: list[tuple[Partition, str]], labels: pl.Da
     the file's partition; memory is bounded by the files. Returns, per file, its (table,
     summary file) pairs. Runs in any process that sees `root` (a Dask worker)."""
     import duckdb
-
-    from unitsel.warehouse import partition_dir
 
     # DuckDB spills what does not fit under the limit, so a task's memory stays bounded
     # whatever the files hold.
@@ -224,7 +247,7 @@ def summarise_files(root: str, files: list[tuple[Partition, str]], labels: pl.Da
                 written = sorted(Path(scratch, name, f"file={i}").glob("*.parquet"))
                 if not written:
                     continue
-                folder = partition_dir(Path(root), table(name), part)
+                folder = lake.partition_dir(Path(root), TABLES[name], part)
                 folder.mkdir(parents=True, exist_ok=True)
                 for piece in written:
                     output = folder / f"unitsel-{uuid.uuid4().hex}.parquet"
@@ -232,28 +255,6 @@ def summarise_files(root: str, files: list[tuple[Partition, str]], labels: pl.Da
                     outputs[i].append((name, str(output)))
     con.close()
     return outputs
-
-
-def refresh(root: Path, *, rebuild: bool = False) -> int:
-    """Rebuild the summaries of every activations partition built with another k or layout
-    or never built (all of them with `rebuild`), in one commit; returns how many."""
-    from unitsel.warehouse import Transaction
-
-    root = Path(root).resolve()
-    con = lake.attach(root, lake.init(root))
-    try:
-        built = {row[:4]: row[4:] for row in con.sql(
-            f"SELECT {', '.join(_KEYS)}, k, layout FROM {lake.ALIAS}.{SUMMARY_BUILDS.name}"
-        ).fetchall()}
-        stale = [dict(zip(_KEYS, key, strict=True))
-                 for key in lake.partition_files(con, root, ACTIVATIONS)
-                 if rebuild or built.get(key) != (TOP_K, LAYOUT_VERSION)]
-    finally:
-        con.close()
-    if stale:
-        with Transaction(root) as tx:
-            tx.rebuild = stale
-    return len(stale)
 
 
 def _summarise(con: duckdb.DuckDBPyConnection, acts: str, stimuli: str, correct: str,

@@ -11,27 +11,22 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import sys
-import tempfile
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import quote
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from unitsel import lake, names
+from unitsel import compute, lake, names, summaries
 from unitsel.errors import InputError
-from unitsel.schema import Table, table
+from unitsel.schema import ACTIVATIONS, Table, table
 
 if TYPE_CHECKING:
     import duckdb
-
-    from unitsel.compute import Runner
 
 DEFAULT_ROOT = Path("warehouse")
 # Rows buffered per partition before a row group is written: bounds memory when a job streams
@@ -41,16 +36,6 @@ _ROW_GROUP_ROWS = 1 << 18
 
 def _as_table(t: Table | str) -> Table:
     return t if isinstance(t, Table) else table(t)
-
-
-def partition_dir(root: Path, t: Table, values: Mapping[str, str]) -> Path:
-    """The folder of one partition's data files, as DuckLake lays its own out:
-    `<root>/data/main/<table>/<key>=<percent-encoded value>/…`. Only for people browsing the
-    files: the catalog, not the path, says which partition a file belongs to."""
-    path = Path(root) / lake.DATA_DIR / "main" / t.name
-    for key in t.partition_by:
-        path /= f"{key}={quote(values[key], safe='')}"
-    return path
 
 
 def _describe_row(frame: pl.DataFrame, index: int, t: Table) -> str:
@@ -164,36 +149,31 @@ def _arrow_schema(t: Table) -> pa.Schema:
 
 
 class Transaction:
-    """Stages partitions of any tables and commits them, with the summaries of what they
-    change, as one DuckLake snapshot.
+    """A job's one handle: reads pinned to the snapshot it started from, the runner its
+    per-file work goes to, its progress bars, its writes and their commit, with the summaries
+    of what they change, as one DuckLake snapshot.
 
     Use as a context manager: an exception inside the block discards everything staged, so a
     job that fails on bad input writes nothing. Every partition written replaces the rows the
-    partition had. `snapshot` is the snapshot the job read from (default: the newest when the
-    transaction starts); result tables record it in their `snapshot_id` column.
+    partition had. `snapshot` is the snapshot the job reads (default: the newest when the
+    transaction starts); result tables record it in their `snapshot_id` column. `scheduler`
+    is a Dask scheduler's address for the per-file work (`unitsel.compute`).
     """
 
-    def __init__(self, root: Path | str = DEFAULT_ROOT, *, summarise: bool = True,
-                 catalog: str | None = None, snapshot: int | None = None,
-                 scheduler: str | None = None, progress: bool = True) -> None:
+    def __init__(self, root: Path | str = DEFAULT_ROOT, *, catalog: str | None = None,
+                 snapshot: int | None = None, scheduler: str | None = None,
+                 progress: bool = True) -> None:
         self.root = Path(root).resolve()
         # A job that fails on bad input leaves no trace: not even a new root's empty lake.
         self._new_root = not self.root.exists()
         self.catalog = lake.init(self.root, catalog)
-        self.summarise = summarise
         self.scheduler = scheduler
-        self.progress = progress  # the summaries' progress bar
+        self.progress = progress
         self.snapshot = (lake.current_snapshot(self.root, self.catalog) if snapshot is None
                          else snapshot)
         self._files: dict[tuple[str, tuple[str, ...], int], _StagedFile] = {}
         self.rows_written: dict[str, int] = {}
-        # Partitions whose summaries are rebuilt even if nothing they derive from is written.
-        self.rebuild: list[dict[str, str]] = []
-        # Summary files already computed by an earlier attempt of this commit, by (data file,
-        # digest of its labels, k): a retried commit runs only what changed.
-        self.summary_files: dict[tuple[str, str, int], list[tuple[str, str]]] = {}
-        self.summaries_used: set[tuple[str, str, int]] = set()  # by the latest attempt
-        self._runner: Runner | None = None
+        self._summaries = summaries.Build(self.root)
         self._committed = False
 
     def __enter__(self) -> Transaction:
@@ -212,6 +192,39 @@ class Transaction:
                     staged.path.unlink(missing_ok=True)
             if not self._committed and self._new_root:
                 lake.remove_if_empty(self.root, self.catalog)
+
+    def scan(self, t: Table | str) -> pl.LazyFrame:
+        """`t` as the job reads it: at its snapshot."""
+        return scan(t, self.root, snapshot=self.snapshot, catalog=self.catalog)
+
+    def read_partition(self, t: Table | str, values: Mapping[str, str]) -> pl.DataFrame | None:
+        """The rows of one partition at the job's snapshot (data columns), or None if it
+        has none."""
+        t = _as_table(t)
+        frame = self.scan(t).filter([pl.col(k) == v for k, v in values.items()]).collect()
+        return None if frame.is_empty() else frame.drop(list(t.partition_by))
+
+    @contextlib.contextmanager
+    def sql(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A DuckDB connection with every view and macro at the job's snapshot."""
+        with connection(self.root, snapshot=self.snapshot, catalog=self.catalog) as con:
+            yield con
+
+    def runner(self, *, rows: int = 0, workers: int | None = None
+               ) -> contextlib.AbstractContextManager[compute.Runner]:
+        """Where `rows` of the job's per-file work run: its scheduler, else this process or
+        a local cluster (`unitsel.compute.runner`)."""
+        return compute.runner(self.scheduler, rows=rows, workers=workers)
+
+    def rebuild_summaries(self, *, every: bool = False) -> int:
+        """Rebuild, in this commit, the summaries an older unitsel left outdated or missing
+        (every summary with `every`); returns how many partitions."""
+        con = lake.attach(self.root, self.catalog)
+        try:
+            self._summaries.rebuild = summaries.stale(con, self.root, rebuild=every)
+        finally:
+            con.close()
+        return len(self._summaries.rebuild)
 
     def write(self, frame: pl.DataFrame, t: Table | str, source: object = None) -> None:
         """Stage a frame holding every column of `t`; it is split by the partition keys."""
@@ -254,52 +267,29 @@ class Transaction:
         staged.add(frame.to_arrow())
         self.rows_written[t.name] = self.rows_written.get(t.name, 0) + frame.height
 
-    def staged(self, t: Table | str) -> list[_StagedFile]:
-        """The data files this transaction writes to `t`."""
-        name = _as_table(t).name
-        return [staged for (table_name, _, _), staged in self._files.items()
-                if table_name == name]
-
-    def written(self, t: Table | str) -> list[dict[str, str]]:
-        """The partitions of `t` this transaction writes, as key -> value."""
-        return list({tuple(s.values.values()): s.values for s in self.staged(t)}.values())
-
-    def runner(self) -> Runner:
-        """Where this commit's per-file work runs (`unitsel.compute`)."""
-        assert self._runner is not None, "only while committing"
-        return self._runner
-
     def _commit(self) -> None:
-        from unitsel import compute
-
+        if not self._files and not self._summaries.rebuild:
+            self._committed = True  # nothing to commit: no empty snapshot
+            return
         for staged in self._files.values():
             staged.close()
-        by_table: dict[str, list[_StagedFile]] = {}
+        by_table: dict[str, list[tuple[dict[str, str], str]]] = {}
         for staged in self._files.values():
-            by_table.setdefault(staged.t.name, []).append(staged)
+            by_table.setdefault(staged.t.name, []).append((staged.values, str(staged.path)))
 
         def work(con: duckdb.DuckDBPyConnection) -> None:
             for name, files in by_table.items():
-                lake.delete_partitions(con, self.root, table(name), [f.values for f in files])
-                con.execute(f"CALL ducklake_add_data_files('{lake.ALIAS}', ?, ?)",
-                            [name, [str(f.path) for f in files]])
-            if self.summarise:
-                from unitsel.summaries import update
+                lake.delete_partitions(con, self.root, table(name), [v for v, _ in files])
+                lake.register_files(con, table(name), [path for _, path in files])
+            self._summaries(con, by_table, run, self.progress)
 
-                update(con, self)
-
-        rows = self.rows_written.get("activations", 0)
         committed = False
-        with compute.runner(self.scheduler, rows=rows) as self._runner:
+        with self.runner(rows=self.rows_written.get(ACTIVATIONS.name, 0)) as run:
             try:
                 lake.commit(self.root, self.catalog, work, self.describe())
                 committed = True
             finally:
-                # Summary files that no committed snapshot lists (attempts that lost).
-                for key, outputs in self.summary_files.items():
-                    if not committed or key not in self.summaries_used:
-                        for _, output in outputs:
-                            Path(output).unlink(missing_ok=True)
+                self._summaries.discard(committed)
         self._committed = True
 
     def describe(self) -> str:
@@ -326,13 +316,13 @@ def init(root: Path | str = DEFAULT_ROOT, catalog: str | None = None) -> Path:
     return Path(root)
 
 
-def scan(t: Table | str, root: Path | str = DEFAULT_ROOT, *,
-         snapshot: int | None = None) -> pl.LazyFrame:
+def scan(t: Table | str, root: Path | str = DEFAULT_ROOT, *, snapshot: int | None = None,
+         catalog: str | None = None) -> pl.LazyFrame:
     """A Polars LazyFrame over a table's data files at the newest snapshot (or `snapshot`),
     columns in registry order and types."""
     t = _as_table(t)
     root = Path(root).resolve()
-    catalog_path = lake.init(root)
+    catalog_path = lake.init(root, catalog)
     con = lake.attach(root, catalog_path)
     try:
         files = con.sql(
@@ -355,15 +345,6 @@ def scan(t: Table | str, root: Path | str = DEFAULT_ROOT, *,
     ).select([pl.col(c.name).cast(c.dtype) for c in t.columns])
 
 
-def read_partition(t: Table | str, values: Mapping[str, str],
-                   root: Path | str = DEFAULT_ROOT) -> pl.DataFrame | None:
-    """The rows of one partition (data columns), or None if it has never been written."""
-    t = _as_table(t)
-    frame = scan(t, root).filter(
-        [pl.col(k) == v for k, v in values.items()]).collect()
-    return None if frame.is_empty() else frame.drop(list(t.partition_by))
-
-
 def connect(root: Path | str = DEFAULT_ROOT, *, snapshot: int | None = None,
             catalog: str | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with every view and macro of `sql/init.sql` over the
@@ -379,33 +360,17 @@ def connect(root: Path | str = DEFAULT_ROOT, *, snapshot: int | None = None,
     con.execute("SET VARIABLE wh_root = ?", [str(root)])
     con.execute("SET VARIABLE wh_catalog = ?", [catalog_path])
     if snapshot is not None:
-        con.execute("; ".join(f"LOAD {name}" for name in lake.EXTENSIONS))
+        con.execute(lake.load_sql())
         con.execute(lake.attach_sql(root, catalog_path, snapshot=snapshot))
     con.execute(init_script())
     return con
 
 
 @contextlib.contextmanager
-def replaced_folder(final: Path) -> Iterator[Path]:
-    """A staging folder beside `final` to fill; on success it replaces `final` in one move,
-    on failure it is removed and `final` is untouched. For folders of files the tables point
-    at (images, study packages, corpora)."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
-    try:
-        yield staging
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(staging, final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def connection(root: Path | str = DEFAULT_ROOT, *,
-               snapshot: int | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+def connection(root: Path | str = DEFAULT_ROOT, *, snapshot: int | None = None,
+               catalog: str | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
     """`connect(root)` that closes itself."""
-    con = connect(root, snapshot=snapshot)
+    con = connect(root, snapshot=snapshot, catalog=catalog)
     try:
         yield con
     finally:

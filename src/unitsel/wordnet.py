@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from unitsel.errors import InputError
-from unitsel.warehouse import replaced_folder
+from unitsel.files import replaced_folder
 
 if TYPE_CHECKING:
     from nltk.corpus.reader.wordnet import Synset, WordNetCorpusReader

@@ -82,7 +82,7 @@ def write_thumbnails(paths: Sequence[Path], uris: Sequence[str], folder: Path) -
     staging folder that replaces `folder` in one move."""
     from PIL import Image
 
-    from unitsel.warehouse import replaced_folder
+    from unitsel.files import replaced_folder
 
     with replaced_folder(folder) as staging:
         for path, uri in zip(paths, uris, strict=True):
