@@ -24,6 +24,7 @@ import torchvision
 from PIL import Image
 
 from ingest.activations import ingest_model
+from ingest.demos import steps
 from unitsel.adapters import images
 
 
@@ -55,11 +56,10 @@ def main() -> None:
 
         def ingest() -> None:
             with tempfile.TemporaryDirectory() as warehouse:
-                ingest_model(model, images.batches(paths, prep, 64), labels,
-                             model_id="mobilenet", stimulus_set="bench",
-                             root=Path(warehouse) / "w", architecture="mobilenet_v2",
-                             state="untrained", preprocessing=prep.to_json(),
-                             source="random init", progress=False)
+                steps(Path(warehouse) / "w", progress=False)(
+                    ingest_model, model, images.batches(paths, prep, 64), labels,
+                    model_id="mobilenet", stimulus_set="bench", architecture="mobilenet_v2",
+                    state="untrained", preprocessing=prep.to_json(), source="random init")
 
         timings = {}
         for name, run in (("forward", forward), ("ingest", ingest)):

@@ -22,6 +22,7 @@ import polars as pl
 import scipy.spatial.distance as ssd
 from skbio.stats.distance import mantel
 
+from ingest.demos import steps
 from unitsel import Transaction
 from unitsel.analyses.distances import pair_rows
 from unitsel.analyses.mantel import run_mantel
@@ -36,10 +37,10 @@ def random_matrix(rng: np.random.Generator) -> np.ndarray:
 
 def build(root: Path, functional: list[np.ndarray], semantic: np.ndarray) -> None:
     wnids = imagenet_wnids()  # sorted: class index order is wnid order
-    ingest_concepts(root, "imagenet-1k", pl.DataFrame({"label": wnids, "wnid": wnids}))
     a, b = np.triu_indices(N, 1)
     ids = np.asarray(wnids)
     with Transaction(root) as tx:
+        ingest_concepts(tx, "imagenet-1k", pl.DataFrame({"label": wnids, "wnid": wnids}))
         tx.write(pl.DataFrame({
             "concept_set": "imagenet-1k", "measure": "path", "wnid_a": ids[a], "wnid_b": ids[b],
             "similarity": -semantic[a, b], "distance": semantic[a, b],
@@ -66,11 +67,11 @@ def main() -> None:
         build(root, functional, semantic)
         mantel(functional[0], semantic, permutations=9, seed=0)  # warm imports
         own = seconds(lambda: mantel(functional[0], semantic, permutations=PERMUTATIONS, seed=0))
-        job = seconds(lambda: run_mantel(root, "imagenet-1k", ("bench",), "output",
-                                         measures=("measure_00",), permutations=PERMUTATIONS,
-                                         progress=False))
-        result = run_mantel(root, "imagenet-1k", ("bench",), "output", measures=("measure_00",),
-                            permutations=PERMUTATIONS, progress=False)
+        step = steps(root, progress=False)
+        job = seconds(lambda: step(run_mantel, "imagenet-1k", ("bench",), "output",
+                                   measures=("measure_00",), permutations=PERMUTATIONS))
+        result = step(run_mantel, "imagenet-1k", ("bench",), "output", measures=("measure_00",),
+                      permutations=PERMUTATIONS)
         r, p, _ = mantel(functional[0], semantic, permutations=PERMUTATIONS, seed=0)
         assert (result["r"][0], result["p"][0]) == (r, p)
         print(f"one test 1000x1000, {PERMUTATIONS} permutations: scikit-bio {own:.2f} s, "
@@ -78,9 +79,9 @@ def main() -> None:
         sequential = seconds(lambda: [mantel(m, semantic, permutations=PERMUTATIONS, seed=0)
                                       for m in functional])
         for workers in (1, 2):
-            batch = seconds(lambda w=workers: run_mantel(  # type: ignore[misc]
-                root, "imagenet-1k", ("bench",), "output", permutations=PERMUTATIONS,
-                workers=w, progress=False))
+            batch = seconds(lambda w=workers: step(  # type: ignore[misc]
+                run_mantel, "imagenet-1k", ("bench",), "output", permutations=PERMUTATIONS,
+                workers=w))
             print(f"batch of {BATCH}: job with {workers} worker(s) {batch:.2f} s, "
                   f"{BATCH} sequential scikit-bio calls {sequential:.2f} s, "
                   f"ratio {batch / sequential:.2f}")

@@ -45,23 +45,25 @@ def generate(folder: Path, n_stimuli: int, n_units: int, n_labels: int) -> None:
 def child(case: str, folder: Path, workers: int) -> dict[str, float]:
     """Runs in its own process: the timed work of one case."""
     from ingest.arrays import ingest_arrays
-    from unitsel import compute, summaries
+    from ingest.demos import steps
+    from unitsel import Transaction, compute
 
     started = time.perf_counter()
     result: dict[str, float] = {}
     root = folder / "warehouse"
+    step = steps(root, progress=False)
     if case == "dask":
         if not root.exists():
-            ingest_arrays(folder / "acts.npy", folder / "labels.csv", model_id="bench",
-                          stimulus_set="bench", layer="fc", root=root, progress=False)
+            step(ingest_arrays, folder / "acts.npy", folder / "labels.csv", model_id="bench",
+                 stimulus_set="bench", layer="fc")
         compute.LOCAL_CLUSTER_ROWS = 0  # a local cluster whatever the size
         os.environ[compute.WORKERS_ENV] = str(workers)
         started = time.perf_counter()
-        summaries.refresh(root, rebuild=True)
+        step(Transaction.rebuild_summaries, every=True)
         result["rebuild summaries (s)"] = time.perf_counter() - started
     else:
-        ingest_arrays(folder / "acts.npy", folder / "labels.csv", model_id="bench",
-                      stimulus_set="bench", layer="fc", root=root, progress=False)
+        step(ingest_arrays, folder / "acts.npy", folder / "labels.csv", model_id="bench",
+             stimulus_set="bench", layer="fc")
         result["ingest + summaries (s)"] = time.perf_counter() - started
     result["peak RSS (GiB)"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     return result

@@ -30,7 +30,7 @@ import scipy.stats
 
 import unitsel
 from ingest.arrays import ingest_arrays
-from unitsel import summaries
+from ingest.demos import steps
 
 T = TypeVar("T")
 
@@ -107,15 +107,16 @@ def main() -> None:
         root = work / "warehouse"
         labels = timed("generate (.npy)", results,
                        lambda: generate(work, args.stimuli, args.units, args.labels))
-        timed("ingest (write + summaries)", results, lambda: ingest_arrays(
-            work / "acts.npy", work / "labels.csv", model_id="bench", stimulus_set="bench",
-            layer="fc", root=root, progress=False))
+        step = steps(root, progress=False)
+        timed("ingest (write + summaries)", results, lambda: step(
+            ingest_arrays, work / "acts.npy", work / "labels.csv", model_id="bench",
+            stimulus_set="bench", layer="fc"))
         with unitsel.connection(root) as con:
             timed("scan floor: sum(activation)", results, lambda: con.sql(
                 "SELECT sum(activation) FROM activations WHERE model_id = 'bench' AND "
                 "stimulus_set = 'bench' AND layer = 'fc' AND pool = 'none'").fetchall())
             timed("build summaries", results,
-                  lambda: summaries.refresh(root, rebuild=True))
+                  lambda: step(unitsel.Transaction.rebuild_summaries, every=True))
             query = "SELECT * FROM unit_selectivity('bench', 'bench', 'fc', 'none')"
             sql = timed("unit_selectivity (first)", results, lambda: con.sql(query).pl())
             timed("unit_selectivity (repeated)", results, lambda: con.sql(query).pl())

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from unitsel import Transaction
+from unitsel import Transaction, lake
 from unitsel.adapters.matrix import long_frame
 from unitsel.adapters.torch_model import LayerInfo
 from unitsel.errors import InputError
-from unitsel.warehouse import read_partition
 
 STIMULUS_COLUMNS = ["stimulus", "uri", "label", "wnid"]
 
@@ -23,7 +21,7 @@ def stage_stimuli(tx: Transaction, stimulus_set: str, labels: pl.DataFrame, sour
     models' activations refer to its stimulus ids. An identical set is not rewritten, so the
     summaries of the models already recorded on it stay as they are."""
     frame = labels.select(STIMULUS_COLUMNS)
-    existing = read_partition("stimuli", {"stimulus_set": stimulus_set}, tx.root)
+    existing = tx.read_partition("stimuli", {"stimulus_set": stimulus_set})
     if existing is not None:
         if existing.select(STIMULUS_COLUMNS).sort("stimulus").equals(frame):
             return
@@ -37,7 +35,12 @@ def stage_stimuli(tx: Transaction, stimulus_set: str, labels: pl.DataFrame, sour
 
 
 def stage_model(tx: Transaction, model_id: str, *, architecture: str, state: str,
-                weights_sha256: str | None, preprocessing: str, source: str) -> None:
+                weights_sha256: str | None, preprocessing: str, source: str,
+                if_new: bool = False) -> None:
+    """Stage the model's provenance; with `if_new` only for a model the warehouse lacks, so
+    importing a layer never erases what an earlier torch ingest recorded."""
+    if if_new and tx.read_partition("models", {"model_id": model_id}) is not None:
+        return
     tx.write(pl.DataFrame({
         "model_id": [model_id], "architecture": [architecture], "state": [state],
         "weights_sha256": [weights_sha256], "preprocessing": [preprocessing], "source": [source],
@@ -70,8 +73,8 @@ def stage_predictions(tx: Transaction, model_id: str, stimulus_set: str, labels:
         "stimulus": labels["stimulus"], "predicted_label": pl.Series(predicted, dtype=pl.String),
         "is_correct": pl.Series(list(is_correct), dtype=pl.Boolean),
     })
-    existing = read_partition("predictions", {"model_id": model_id, "stimulus_set": stimulus_set},
-                              tx.root)
+    existing = tx.read_partition("predictions",
+                                 {"model_id": model_id, "stimulus_set": stimulus_set})
     if existing is not None and existing.sort("stimulus").equals(
             frame.cast(existing.schema).sort("stimulus")):
         return
@@ -79,19 +82,16 @@ def stage_predictions(tx: Transaction, model_id: str, stimulus_set: str, labels:
              "predictions")
 
 
-# Rows per activations data file: each file is a block of units with all their stimuli, the
-# unit of work of the summaries, so this bounds their memory (about 100 bytes a row).
-FILE_ROWS = 8_000_000
-
-
 class ActivationSink:
     """Streams (layer, pool, first stimulus, stimuli x units block) into activations
-    partitions, each split into data files of whole units (at most FILE_ROWS rows)."""
+    partitions, each split into data files of whole units (at most `file_rows` rows, default
+    `unitsel.lake.DATA_FILE_ROWS`)."""
 
     def __init__(self, tx: Transaction, model_id: str, stimulus_set: str, source: object,
-                 n_stimuli: int):
+                 n_stimuli: int, file_rows: int | None = None):
         self.tx, self.model_id, self.stimulus_set, self.source = tx, model_id, stimulus_set, source
-        self.units_per_file = max(1, FILE_ROWS // max(1, n_stimuli))
+        rows = lake.DATA_FILE_ROWS if file_rows is None else file_rows
+        self.units_per_file = max(1, rows // max(1, n_stimuli))
 
     def __call__(self, layer: str, pool: str, first: int, block: np.ndarray) -> None:
         keys = {"model_id": self.model_id, "stimulus_set": self.stimulus_set,
@@ -103,6 +103,6 @@ class ActivationSink:
                                     self.source, block=index)
 
 
-def summary_line(tx: Transaction, root: Path) -> str:
+def summary_line(tx: Transaction) -> str:
     counts = ", ".join(f"{n:,} {t}" for t, n in tx.rows_written.items())
-    return f"wrote {counts} rows to {root}"
+    return f"wrote {counts} rows to {tx.root}"

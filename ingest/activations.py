@@ -12,7 +12,6 @@ import click
 import polars as pl
 from tqdm import tqdm
 
-from ingest import ingest
 from ingest._staging import (
     ActivationSink,
     stage_layers,
@@ -31,8 +30,8 @@ from unitsel.adapters.torch_model import (
     record,
     weights_sha256,
 )
-from unitsel.cli import NAME, root_option
 from unitsel.errors import InputError
+from unitsel.options import NAME, job, root_option
 
 if TYPE_CHECKING:
     import torch
@@ -42,13 +41,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def ingest_model(
+    tx: Transaction,
     model: nn.Module,
     stimuli: torch.Tensor | Iterable[torch.Tensor],
     labels: pl.DataFrame,
     *,
     model_id: str,
     stimulus_set: str,
-    root: Path,
     architecture: str,
     state: str,
     preprocessing: str,
@@ -59,7 +58,6 @@ def ingest_model(
     batch_size: int = 64,
     device: str = "cpu",
     replace_stimuli: bool = False,
-    progress: bool = True,
 ) -> str:
     """Record `model` on `stimuli` (a tensor of all inputs, or an iterable of batches in
     stimulus order) and write activations, layers, stimuli, the model's provenance and, when
@@ -69,35 +67,33 @@ def ingest_model(
     first = next(batches, None)
     if first is None:
         raise InputError("no stimuli to record")
-    if progress:
+    if tx.progress:
         # One stimulus through the model first: what each layer and pool will write.
         probe = record(model, [first[:1]], lambda *block: None, layers=layers, pools=pools,
                        device=device)
         print(preflight(probe.layers.values(), n), file=sys.stderr, flush=True)
     batches = itertools.chain([first], batches)
-    with Transaction(root, progress=progress) as tx:
-        stage_stimuli(tx, stimulus_set, labels, source, replace_stimuli)
-        progress_bar = tqdm(batches, total=-(-n // batch_size), desc=model_id, unit="batch",
-                            disable=not progress)
-        rec = record(model, progress_bar, ActivationSink(tx, model_id, stimulus_set, source, n),
-                     layers=layers, pools=pools, device=device)
-        if rec.n_stimuli != n:
-            raise InputError(f"the model saw {rec.n_stimuli} stimuli but the labels list {n}")
-        stage_model(tx, model_id, architecture=architecture, state=state,
-                    weights_sha256=weights_sha256(model), preprocessing=preprocessing,
-                    source=source)
-        stage_layers(tx, model_id, rec.layers.values())
-        if class_names is not None and rec.top1:
-            import numpy as np
+    stage_stimuli(tx, stimulus_set, labels, source, replace_stimuli)
+    progress_bar = tqdm(batches, total=-(-n // batch_size), desc=model_id, unit="batch",
+                        disable=not tx.progress)
+    rec = record(model, progress_bar, ActivationSink(tx, model_id, stimulus_set, source, n),
+                 layers=layers, pools=pools, device=device)
+    if rec.n_stimuli != n:
+        raise InputError(f"the model saw {rec.n_stimuli} stimuli but the labels list {n}")
+    stage_model(tx, model_id, architecture=architecture, state=state,
+                weights_sha256=weights_sha256(model), preprocessing=preprocessing, source=source)
+    stage_layers(tx, model_id, rec.layers.values())
+    if class_names is not None and rec.top1:
+        import numpy as np
 
-            top1 = np.concatenate(rec.top1)
-            if top1.max() >= len(class_names):
-                raise InputError(f"the model has more outputs than the {len(class_names)} "
-                                 "class names")
-            predicted = [class_names[i] for i in top1]
-            stage_predictions(tx, model_id, stimulus_set, labels, predicted,
-                              (p == t for p, t in zip(predicted, labels["label"], strict=True)))
-    return summary_line(tx, root)
+        top1 = np.concatenate(rec.top1)
+        if top1.max() >= len(class_names):
+            raise InputError(f"the model has more outputs than the {len(class_names)} "
+                             "class names")
+        predicted = [class_names[i] for i in top1]
+        stage_predictions(tx, model_id, stimulus_set, labels, predicted,
+                          (p == t for p, t in zip(predicted, labels["label"], strict=True)))
+    return summary_line(tx)
 
 
 # Bytes a stored activation row takes in memory on the way in (unit, stimulus, activation
@@ -173,7 +169,7 @@ def read_image_stimuli(image_dir: Path, labels_file: Path, image_size: int, resi
                                                mean=_floats(mean), std=_floats(std))
 
 
-@ingest.command("activations")
+@click.command("activations")
 @click.option("--model-id", type=NAME, required=True,
               help="Model identifier to store, e.g. resnet18-trained.")
 @click.option("--arch", required=True, help="torchvision architecture name, e.g. resnet18.")
@@ -203,15 +199,16 @@ def activations_command(model_id: str, arch: str, weights: str | None, seed: int
     labels, paths, prep = read_image_stimuli(image_dir, labels_file, image_size, resize, mean,
                                              std)
     model = load_model(arch, weights, seed)
-    summary = ingest_model(
-        model, images.batches(paths, prep, batch_size), labels,
-        model_id=model_id, stimulus_set=stimulus_set, root=root, architecture=arch,
-        state="trained" if weights else "untrained", preprocessing=prep.to_json(),
-        source=str(Path(weights).resolve()) if weights else f"random init, seed {seed}",
-        class_names=read_classes(classes) if classes else None,
-        layers=layers.split(",") if layers else None, pools=pools.split(","),
-        batch_size=batch_size, device=device, replace_stimuli=replace_stimuli,
-    )
+    with job(root) as tx:
+        summary = ingest_model(
+            tx, model, images.batches(paths, prep, batch_size), labels,
+            model_id=model_id, stimulus_set=stimulus_set, architecture=arch,
+            state="trained" if weights else "untrained", preprocessing=prep.to_json(),
+            source=str(Path(weights).resolve()) if weights else f"random init, seed {seed}",
+            class_names=read_classes(classes) if classes else None,
+            layers=layers.split(",") if layers else None, pools=pools.split(","),
+            batch_size=batch_size, device=device, replace_stimuli=replace_stimuli,
+        )
     # Thumbnails where the dashboards look, inside the warehouse (never served from elsewhere).
     images.write_thumbnails(paths, labels["uri"].to_list(), root / "images" / stimulus_set)
     click.echo(f"{summary}; thumbnails in {root / 'images' / stimulus_set}")

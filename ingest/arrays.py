@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
-import polars as pl
 from tqdm import tqdm
 
-from ingest import ingest
 from ingest._staging import (
     ActivationSink,
     stage_layers,
@@ -22,15 +19,14 @@ from unitsel import Transaction
 from unitsel.adapters import arrays
 from unitsel.adapters.labels import read_labels
 from unitsel.adapters.torch_model import LayerInfo
-from unitsel.cli import NAME, root_option
 from unitsel.errors import InputError
-from unitsel.warehouse import read_partition
+from unitsel.options import NAME, job, root_option
 
 
 def ingest_arrays(
-    acts: Path, labels_file: Path, *, model_id: str, stimulus_set: str, layer: str,
-    root: Path, dataset: str | None = None, pool: str = "none", state: str = "trained",
-    architecture: str = "unknown", replace_stimuli: bool = False, progress: bool = True,
+    tx: Transaction, acts: Path, labels_file: Path, *, model_id: str, stimulus_set: str,
+    layer: str, dataset: str | None = None, pool: str = "none", state: str = "trained",
+    architecture: str = "unknown", replace_stimuli: bool = False,
 ) -> str:
     """Write one layer's activations, the stimuli and (with `is_correct`) correctness.
 
@@ -42,37 +38,24 @@ def ingest_arrays(
         if array.shape[0] != labels.height:
             raise InputError(f"{array.shape[0]} rows (stimuli) but {labels_file} labels "
                              f"{labels.height} stimuli", file=acts)
-        with Transaction(root, progress=progress) as tx:
-            _stage_layer(tx, array, acts, labels, labels_file, model_id=model_id,
-                         stimulus_set=stimulus_set, layer=layer, root=root, pool=pool,
-                         state=state, architecture=architecture,
-                         replace_stimuli=replace_stimuli, progress=progress)
-    return summary_line(tx, root)
+        stage_stimuli(tx, stimulus_set, labels, labels_file, replace_stimuli)
+        stage_model(tx, model_id, architecture=architecture, state=state, weights_sha256=None,
+                    preprocessing="{}", source=str(Path(acts).resolve()), if_new=True)
+        n_units = int(array.shape[1])
+        stage_layers(tx, model_id, [LayerInfo(layer, pool, "array", n_units, (n_units,))],
+                     ordered=False)
+        if labels["is_correct"].null_count() == 0:
+            stage_predictions(tx, model_id, stimulus_set, labels,
+                              [None] * labels.height, labels["is_correct"])
+        sink = ActivationSink(tx, model_id, stimulus_set, acts, labels.height)
+        total = -(-array.shape[0] // arrays.BLOCK_ROWS)
+        for start, block in tqdm(arrays.blocks(array, acts), total=total, desc=layer,
+                                 unit="block", disable=not tx.progress):
+            sink(layer, pool, start, block)
+    return summary_line(tx)
 
 
-def _stage_layer(tx: Transaction, array: Any, acts: Path, labels: pl.DataFrame,
-                 labels_file: Path, *, model_id: str, stimulus_set: str, layer: str,
-                 root: Path, pool: str, state: str, architecture: str, replace_stimuli: bool,
-                 progress: bool) -> None:
-    stage_stimuli(tx, stimulus_set, labels, labels_file, replace_stimuli)
-    if read_partition("models", {"model_id": model_id}, root) is None:
-        stage_model(tx, model_id, architecture=architecture, state=state,
-                    weights_sha256=None, preprocessing="{}", source=str(Path(acts).resolve()))
-    n_units = int(array.shape[1])
-    stage_layers(tx, model_id, [LayerInfo(layer, pool, "array", n_units, (n_units,))],
-                 ordered=False)
-    if labels["is_correct"].null_count() == 0:
-        stage_predictions(tx, model_id, stimulus_set, labels,
-                          [None] * labels.height, labels["is_correct"])
-    sink = ActivationSink(tx, model_id, stimulus_set, acts, labels.height)
-    blocks = arrays.blocks(array, acts)
-    total = -(-array.shape[0] // arrays.BLOCK_ROWS)
-    for start, block in tqdm(blocks, total=total, desc=f"{layer}", unit="block",
-                             disable=not progress):
-        sink(layer, pool, start, block)
-
-
-@ingest.command("arrays")
+@click.command("arrays")
 @click.argument("acts", type=click.Path(path_type=Path))
 @click.option("--labels", "labels_file", required=True, type=click.Path(path_type=Path),
               help="CSV with columns stimulus,label (optional wnid, uri, is_correct).")
@@ -91,6 +74,8 @@ def arrays_command(acts: Path, labels_file: Path, model_id: str, stimulus_set: s
                    dataset: str | None, pool: str, state: str, architecture: str,
                    replace_stimuli: bool, root: Path) -> None:
     """Import a stimuli x units activation array (.npy, .npz or .h5) for one layer."""
-    click.echo(ingest_arrays(acts, labels_file, model_id=model_id, stimulus_set=stimulus_set,
-                             layer=layer, root=root, dataset=dataset, pool=pool, state=state,
-                             architecture=architecture, replace_stimuli=replace_stimuli))
+    with job(root) as tx:
+        click.echo(ingest_arrays(tx, acts, labels_file, model_id=model_id,
+                                 stimulus_set=stimulus_set, layer=layer, dataset=dataset,
+                                 pool=pool, state=state, architecture=architecture,
+                                 replace_stimuli=replace_stimuli))

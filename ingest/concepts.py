@@ -6,12 +6,11 @@ from pathlib import Path
 
 import click
 
-from ingest import ingest
-from unitsel.cli import root_option
 from unitsel.concepts import BUILT_IN, built_in, ingest_concepts, read_csv
+from unitsel.options import job, root_option
 
 
-@ingest.command("concepts")
+@click.command("concepts")
 @click.argument("concept_set")
 @click.option("--csv", "csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help=f"label,wnid CSV in class-index order; omit for the built-in {BUILT_IN}.")
@@ -19,7 +18,8 @@ from unitsel.concepts import BUILT_IN, built_in, ingest_concepts, read_csv
 def concepts_command(concept_set: str, csv_file: Path | None, root: Path) -> None:
     """Map a concept set's labels to WordNet noun synsets."""
     labels = read_csv(csv_file) if csv_file else built_in(concept_set)
-    frame = ingest_concepts(root, concept_set, labels)
+    with job(root) as tx:
+        frame = ingest_concepts(tx, concept_set, labels)
     click.echo(f"concepts {concept_set}: {frame.height} labels, e.g. "
                + ", ".join(f"{label}={name}" for label, name in
                            frame.select("label", "name").head(3).rows()))

@@ -16,12 +16,11 @@ import numpy as np
 import polars as pl
 from tqdm import tqdm
 
-from ingest import ingest
 from ingest.activations import image_options, read_image_stimuli
 from unitsel.adapters.encoders import ImageEncoder
 from unitsel.adapters.gradcam import crops, gradcam
-from unitsel.cli import NAME, root_option
 from unitsel.errors import InputError
+from unitsel.options import NAME, job, root_option
 from unitsel.schema import IMAGE_EMBEDDINGS
 from unitsel.warehouse import Transaction
 
@@ -30,11 +29,11 @@ if TYPE_CHECKING:
     from torch import nn
 
 
-def embed_images(root: Path, encoder: ImageEncoder, stimulus_set: str, images: torch.Tensor,
-                 size: int, model: nn.Module | None = None, model_id: str | None = None,
-                 layer: str | None = None,
+def embed_images(tx: Transaction, encoder: ImageEncoder, stimulus_set: str,
+                 images: torch.Tensor, size: int, model: nn.Module | None = None,
+                 model_id: str | None = None, layer: str | None = None,
                  normalise: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                 batch_size: int = 256, progress: bool = True) -> str:
+                 batch_size: int = 256) -> str:
     """Embed centre crops of `images` (floats in [0, 1], in stimulus order), or Grad-CAM crops
     when `model`, `model_id` and `layer` are given (`normalise` turns images into the target
     model's inputs); write (replace) the partition and return its crop name."""
@@ -44,23 +43,21 @@ def embed_images(root: Path, encoder: ImageEncoder, stimulus_set: str, images: t
     crop = f"gradcam:{model_id}" if gradcam_crop else "center"
     vectors = []
     for start in tqdm(range(0, len(images), batch_size), desc=f"embed {crop} crops",
-                      unit="batch", disable=not progress):
+                      unit="batch", disable=not tx.progress):
         batch = images[start:start + batch_size]
         cams = (gradcam(model, str(layer), normalise(batch) if normalise else batch)
                 if model is not None else None)
         vectors.append(encoder.encode_images(crops(batch, cams, size)))
     matrix = np.concatenate(vectors).astype(np.float32)
-    with Transaction(root) as tx:
-        tx.write_partition(IMAGE_EMBEDDINGS, {"encoder": encoder.name,
-                                              "stimulus_set": stimulus_set, "crop": crop},
-                           pl.DataFrame({"stimulus": pl.Series(range(len(matrix)),
-                                                               dtype=pl.Int32),
-                                         "embedding": pl.Series(list(matrix),
-                                                                dtype=pl.List(pl.Float32))}))
+    tx.write_partition(IMAGE_EMBEDDINGS, {"encoder": encoder.name, "stimulus_set": stimulus_set,
+                                          "crop": crop},
+                       pl.DataFrame({"stimulus": pl.Series(range(len(matrix)), dtype=pl.Int32),
+                                     "embedding": pl.Series(list(matrix),
+                                                            dtype=pl.List(pl.Float32))}))
     return crop
 
 
-@ingest.command("images")
+@click.command("images")
 @click.option("--stimulus-set", type=NAME, required=True, help="The set's id (as ingested).")
 @image_options
 @click.option("--clip-arch", required=True, help="open_clip architecture, e.g. ViT-B-32.")
@@ -90,6 +87,7 @@ def images_command(stimulus_set: str, image_dir: Path, labels_file: Path, image_
     target = load_model(arch, weights) if arch else None
     m = torch.tensor(prep.mean).view(1, -1, 1, 1)
     s = torch.tensor(prep.std).view(1, -1, 1, 1)
-    crop = embed_images(root, OpenClip(clip_arch, clip_checkpoint), stimulus_set, pixels,
-                        crop_size, target, model_id, layer, lambda x: (x - m) / s)
+    with job(root) as tx:
+        crop = embed_images(tx, OpenClip(clip_arch, clip_checkpoint), stimulus_set, pixels,
+                            crop_size, target, model_id, layer, lambda x: (x - m) / s)
     click.echo(f"image_embeddings: {len(paths)} {crop} crops of {stimulus_set}")

@@ -33,7 +33,6 @@ import numpy as np
 import polars as pl
 from tqdm import tqdm
 
-from ingest import ingest
 from ingest._staging import (
     ActivationSink,
     stage_layers,
@@ -46,9 +45,8 @@ from unitsel import Transaction
 from unitsel.adapters.arrays import BLOCK_ROWS, blocks, open_h5
 from unitsel.adapters.labels import uri_problem
 from unitsel.adapters.torch_model import LayerInfo
-from unitsel.cli import NAME, root_option
 from unitsel.errors import InputError
-from unitsel.warehouse import read_partition
+from unitsel.options import NAME, job, root_option
 
 WNID = re.compile(r"n\d{8}")
 NORMALISED = "values"
@@ -161,33 +159,31 @@ def class_blocks(classes: Sequence[GaleClass]) -> Iterator[tuple[int, np.ndarray
         first += cls.n_images
 
 
-def ingest_gale(files: Sequence[Path], *, model_id: str, stimulus_set: str, layer: str,
-                root: Path, pool: str = "none", require_wnids: bool = False,
-                replace_stimuli: bool = False, progress: bool = True) -> str:
+def ingest_gale(tx: Transaction, files: Sequence[Path], *, model_id: str, stimulus_set: str,
+                layer: str, pool: str = "none", require_wnids: bool = False,
+                replace_stimuli: bool = False) -> str:
     """Check every class of the files, then write the layer's activations, the stimuli, the
     (all correct) predictions and, for a new model, its provenance, as one commit."""
     classes = find_classes(files)
     labels = labels_frame(classes, require_wnids)
     n_units = classes[0].n_neurons
-    with Transaction(root, progress=progress) as tx:
-        stage_stimuli(tx, stimulus_set, labels, files[0], replace_stimuli)
-        if read_partition("models", {"model_id": model_id}, root) is None:
-            stage_model(tx, model_id, architecture="unknown (Gale et al. HDF5)",
-                        state="trained", weights_sha256=None, preprocessing="{}",
-                        source=", ".join(str(Path(f).resolve()) for f in files))
-        stage_layers(tx, model_id, [LayerInfo(layer, pool, "gale-h5", n_units, (n_units,))],
-                     ordered=False)
-        stage_predictions(tx, model_id, stimulus_set, labels, labels["label"].to_list(),
-                          [True] * labels.height)
-        sink = ActivationSink(tx, model_id, stimulus_set, files[0], labels.height)
-        total = sum(-(-c.n_images // BLOCK_ROWS) for c in classes)
-        for first, block in tqdm(class_blocks(classes), total=total, desc=layer, unit="block",
-                                 disable=not progress):
-            sink(layer, pool, first, block)
-    return summary_line(tx, root)
+    stage_stimuli(tx, stimulus_set, labels, files[0], replace_stimuli)
+    stage_model(tx, model_id, architecture="unknown (Gale et al. HDF5)", state="trained",
+                weights_sha256=None, preprocessing="{}", if_new=True,
+                source=", ".join(str(Path(f).resolve()) for f in files))
+    stage_layers(tx, model_id, [LayerInfo(layer, pool, "gale-h5", n_units, (n_units,))],
+                 ordered=False)
+    stage_predictions(tx, model_id, stimulus_set, labels, labels["label"].to_list(),
+                      [True] * labels.height)
+    sink = ActivationSink(tx, model_id, stimulus_set, files[0], labels.height)
+    total = sum(-(-c.n_images // BLOCK_ROWS) for c in classes)
+    for first, block in tqdm(class_blocks(classes), total=total, desc=layer, unit="block",
+                             disable=not tx.progress):
+        sink(layer, pool, first, block)
+    return summary_line(tx)
 
 
-@ingest.command("gale-h5")
+@click.command("gale-h5")
 @click.argument("files", nargs=-1, required=True,
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--model-id", type=NAME, required=True, help="e.g. alexnet-caffe.")
@@ -202,6 +198,7 @@ def ingest_gale(files: Sequence[Path], *, model_id: str, stimulus_set: str, laye
 def gale_command(files: tuple[Path, ...], model_id: str, stimulus_set: str, layer: str,
                  pool: str, require_wnids: bool, replace_stimuli: bool, root: Path) -> None:
     """Import Gale et al.'s per-class, merged or normalised-merged HDF5 activations."""
-    click.echo(ingest_gale(files, model_id=model_id, stimulus_set=stimulus_set, layer=layer,
-                           root=root, pool=pool, require_wnids=require_wnids,
-                           replace_stimuli=replace_stimuli))
+    with job(root) as tx:
+        click.echo(ingest_gale(tx, files, model_id=model_id, stimulus_set=stimulus_set,
+                               layer=layer, pool=pool, require_wnids=require_wnids,
+                               replace_stimuli=replace_stimuli))

@@ -26,12 +26,11 @@ import numpy as np
 import polars as pl
 from tqdm import tqdm
 
-from ingest import ingest
 from ingest.activations import image_options, read_classes, read_image_stimuli
 from unitsel.adapters import images
 from unitsel.adapters.torch_model import load_model
-from unitsel.cli import NAME, root_option
 from unitsel.errors import InputError
+from unitsel.options import NAME, job, root_option
 from unitsel.schema import LESIONS
 from unitsel.warehouse import Transaction
 
@@ -143,11 +142,11 @@ def split_halves(labels: Sequence[str], seed: int) -> tuple[np.ndarray, np.ndarr
     return np.sort(train), np.sort(test)
 
 
-def ingest_lesions(model: nn.Module, inputs: torch.Tensor, labels: pl.DataFrame, *,
-                   model_id: str, stimulus_set: str, layer: str, category: str, task: str,
-                   root: Path, readout: str | None = None,
+def ingest_lesions(tx: Transaction, model: nn.Module, inputs: torch.Tensor,
+                   labels: pl.DataFrame, *, model_id: str, stimulus_set: str, layer: str,
+                   category: str, task: str, readout: str | None = None,
                    class_names: Sequence[str] | None = None, seed: int = 0,
-                   batch_size: int = 64, progress: bool = True) -> pl.DataFrame:
+                   batch_size: int = 64) -> pl.DataFrame:
     """Run a built-in task ('accuracy' or 'probe') and write its `lesions` rows."""
     names = labels["label"].to_list()
     if task == "accuracy":
@@ -166,17 +165,16 @@ def ingest_lesions(model: nn.Module, inputs: torch.Tensor, labels: pl.DataFrame,
     else:
         raise InputError(f"unknown task {task!r}; use accuracy or probe")
     baseline, lesioned = lesion_layer(model, inputs[held_out], layer, score, readout,
-                                      batch_size, progress)
+                                      batch_size, tx.progress)
     frame = pl.DataFrame({
         "model_id": model_id, "stimulus_set": stimulus_set, "layer": layer,
         "task": f"{task}:{category}", "unit": np.arange(len(lesioned)), "baseline": baseline,
         "lesioned": lesioned, "n_stimuli": len(held_out)})
-    with Transaction(root) as tx:
-        tx.write(frame, LESIONS)
+    tx.write(frame, LESIONS)
     return frame
 
 
-@ingest.command("lesions")
+@click.command("lesions")
 @click.option("--model-id", type=NAME, required=True, help="Model identifier (as ingested).")
 @click.option("--arch", required=True, help="torchvision architecture name.")
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False), default=None,
@@ -205,10 +203,11 @@ def lesions_command(model_id: str, arch: str, weights: str | None, seed: int,
     labels, paths, prep = read_image_stimuli(image_dir, labels_file, image_size, resize, mean,
                                              std)
     inputs = torch.cat(list(images.batches(paths, prep, batch_size=64)))
-    frame = ingest_lesions(
-        load_model(arch, weights, seed), inputs, labels, model_id=model_id,
-        stimulus_set=stimulus_set, layer=layer, category=category, task=task, root=root,
-        readout=readout, class_names=read_classes(classes) if classes else None, seed=seed)
+    with job(root) as tx:
+        frame = ingest_lesions(
+            tx, load_model(arch, weights, seed), inputs, labels, model_id=model_id,
+            stimulus_set=stimulus_set, layer=layer, category=category, task=task,
+            readout=readout, class_names=read_classes(classes) if classes else None, seed=seed)
     worst = frame.sort(pl.col("baseline") - pl.col("lesioned"), descending=True).head(5)
     click.echo(f"lesions: {frame.height} units of {layer}, baseline {frame['baseline'][0]:.3f}; "
                f"largest drops at units {json.dumps(worst['unit'].to_list())}")

@@ -22,11 +22,10 @@ from typing import TYPE_CHECKING
 import click
 import polars as pl
 
-from ingest import ingest
-from unitsel.cli import NAME, root_option
 from unitsel.errors import InputError
+from unitsel.options import NAME, job, root_option
 from unitsel.schema import ANNOTATIONS, RATINGS, READOUT_WEIGHTS, STUDIES, STUDY_PANELS
-from unitsel.warehouse import Transaction, scan
+from unitsel.warehouse import Transaction
 
 if TYPE_CHECKING:
     from torch import nn
@@ -79,7 +78,7 @@ def _empty(column: str) -> pl.Expr:
     return pl.col(column).is_null() | (pl.col(column).str.strip_chars() == "")
 
 
-def read_ratings(path: Path, study_id: str, root: Path) -> pl.DataFrame:
+def read_ratings(tx: Transaction, path: Path, study_id: str) -> pl.DataFrame:
     """A ratings file checked against the warehouse, as `ratings` rows."""
     frame, offset = _read(path)
     _require(frame, ["rater_id", "trial", "response"], path)
@@ -87,7 +86,7 @@ def read_ratings(path: Path, study_id: str, root: Path) -> pl.DataFrame:
     if "name" not in frame.columns:
         frame = frame.with_columns(name=pl.lit(None, pl.String))
     if "panel" in frame.columns:
-        panels = scan(STUDY_PANELS, root).filter(study_id=study_id).collect()
+        panels = tx.scan(STUDY_PANELS).filter(study_id=study_id).collect()
         _first_bad(frame, ~pl.col("panel").is_in(panels["panel"].implode()), "panel",
                    f"not a panel of study {study_id!r}'s manifest", path, offset)
         frame = frame.join(panels.select("panel", "model_id", "layer", "pool",
@@ -102,7 +101,7 @@ def read_ratings(path: Path, study_id: str, root: Path) -> pl.DataFrame:
     frame = frame.with_columns(response=response.is_in(list(_TRUE)),
                                name=pl.when(_empty("name")).then(None)
                                .otherwise(pl.col("name").str.strip_chars()))
-    layers = scan("layers", root).select("model_id", "layer", "pool", "n_units").collect()
+    layers = tx.scan("layers").select("model_id", "layer", "pool", "n_units").collect()
     frame = frame.join(layers, on=["model_id", "layer", "pool"], how="left",
                        maintain_order="left")
     _first_bad(frame, pl.col("n_units").is_null(), "layer",
@@ -114,7 +113,7 @@ def read_ratings(path: Path, study_id: str, root: Path) -> pl.DataFrame:
     return frame.with_columns(study_id=pl.lit(study_id)).select(RATINGS.column_names)
 
 
-def read_annotations(path: Path, study_id: str, root: Path) -> pl.DataFrame:
+def read_annotations(tx: Transaction, path: Path, study_id: str) -> pl.DataFrame:
     """An annotations CSV checked against the warehouse, as `annotations` rows."""
     frame, offset = _read(path)
     columns = [c for c in ANNOTATIONS.column_names if c != "study_id"]
@@ -125,11 +124,11 @@ def read_annotations(path: Path, study_id: str, root: Path) -> pl.DataFrame:
     frame = _integers(frame, ["stimulus", "feature"], path, offset)
     _first_bad(frame, pl.col("feature") < 0, "feature", "a feature index is 0 or more", path,
                offset)
-    models = scan("layers", root).select("model_id").unique().collect()["model_id"]
+    models = tx.scan("layers").select("model_id").unique().collect()["model_id"]
     _first_bad(frame, ~pl.col("model_id").is_in(models.implode()), "model_id",
                "no model with recorded layers of this id in the warehouse", path, offset)
-    stimuli = scan("stimuli", root).select("stimulus_set", "stimulus",
-                                           pl.col("label").alias("stimulus_label")).collect()
+    stimuli = tx.scan("stimuli").select("stimulus_set", "stimulus",
+                                        pl.col("label").alias("stimulus_label")).collect()
     frame = frame.join(stimuli, on=["stimulus_set", "stimulus"], how="left",
                        maintain_order="left")
     _first_bad(frame, pl.col("stimulus_label").is_null(), "stimulus",
@@ -145,14 +144,12 @@ def read_annotations(path: Path, study_id: str, root: Path) -> pl.DataFrame:
     ).select(ANNOTATIONS.column_names)
 
 
-def write_study(root: Path, study_id: str, kind: str, frame: pl.DataFrame, simulated: bool,
-                description: str) -> None:
-    """Replace a study's rows and its `studies` entry, atomically."""
-    table = RATINGS if kind == "ratings" else ANNOTATIONS
-    with Transaction(root) as tx:
-        tx.write(frame, table)
-        tx.write(pl.DataFrame({"study_id": [study_id], "kind": [kind], "simulated": [simulated],
-                               "description": [description]}), STUDIES)
+def write_study(tx: Transaction, study_id: str, kind: str, frame: pl.DataFrame,
+                simulated: bool, description: str) -> None:
+    """Replace a study's rows and its `studies` entry (in the job's one commit)."""
+    tx.write(frame, RATINGS if kind == "ratings" else ANNOTATIONS)
+    tx.write(pl.DataFrame({"study_id": [study_id], "kind": [kind], "simulated": [simulated],
+                           "description": [description]}), STUDIES)
 
 
 def readout_frame(module: nn.Module, model_id: str, layer: str,
@@ -175,11 +172,10 @@ def readout_frame(module: nn.Module, model_id: str, layer: str,
     })
 
 
-def ingest_readout(module: nn.Module, model_id: str, layer: str, class_names: list[str],
-                   root: Path) -> pl.DataFrame:
+def ingest_readout(tx: Transaction, module: nn.Module, model_id: str, layer: str,
+                   class_names: list[str]) -> pl.DataFrame:
     frame = readout_frame(module, model_id, layer, class_names)
-    with Transaction(root) as tx:
-        tx.write(frame, READOUT_WEIGHTS)
+    tx.write(frame, READOUT_WEIGHTS)
     return frame
 
 
@@ -190,32 +186,34 @@ _file = click.option("--file", "path", required=True,
 _description = click.option("--description", default="", help="What the study is.")
 
 
-@ingest.command("ratings")
+@click.command("ratings")
 @_study
 @_file
 @_description
 @root_option
 def ratings_command(study_id: str, path: Path, description: str, root: Path) -> None:
     """Human judgements of unit panels (Gale et al.) -> ratings."""
-    frame = read_ratings(path, study_id, root)
-    write_study(root, study_id, "ratings", frame, False, description or str(path))
+    with job(root) as tx:
+        frame = read_ratings(tx, path, study_id)
+        write_study(tx, study_id, "ratings", frame, False, description or str(path))
     click.echo(f"ratings: {frame.height} judgements by {frame['rater_id'].n_unique()} raters")
 
 
-@ingest.command("annotations")
+@click.command("annotations")
 @_study
 @_file
 @_description
 @root_option
 def annotations_command(study_id: str, path: Path, description: str, root: Path) -> None:
     """Annotators' namings of significant activations -> annotations."""
-    frame = read_annotations(path, study_id, root)
-    write_study(root, study_id, "annotations", frame, False, description or str(path))
+    with job(root) as tx:
+        frame = read_annotations(tx, path, study_id)
+        write_study(tx, study_id, "annotations", frame, False, description or str(path))
     click.echo(f"annotations: {frame.height} activations, "
                f"{frame['annotator_id'].n_unique()} annotators")
 
 
-@ingest.command("readout")
+@click.command("readout")
 @click.option("--model-id", type=NAME, required=True)
 @click.option("--arch", required=True, help="torchvision architecture name.")
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False), default=None)
@@ -234,5 +232,6 @@ def readout_command(model_id: str, arch: str, weights: str | None, layer: str, c
     modules = dict(load_model(arch, weights).named_modules())
     if layer not in modules:
         raise InputError(f"the model has no module {layer!r}")
-    frame = ingest_readout(modules[layer], model_id, layer, read_classes(classes), root)
+    with job(root) as tx:
+        frame = ingest_readout(tx, modules[layer], model_id, layer, read_classes(classes))
     click.echo(f"readout_weights: {frame.height} weights of {layer}")

@@ -18,34 +18,32 @@ import numpy as np
 import polars as pl
 from tqdm import tqdm
 
-from ingest import ingest
 from unitsel.adapters.feature_vis import Settings, generate
 from unitsel.adapters.torch_model import load_model
 from unitsel.analyses.distances import SYNTHETIC, mu_frame
-from unitsel.cli import NAME, root_option
-from unitsel.schema import AMS, AMS_ACTIVATIONS
 from unitsel.files import replaced_folder
+from unitsel.options import NAME, job, root_option
+from unitsel.schema import AMS, AMS_ACTIVATIONS
 from unitsel.warehouse import Transaction
 
 if TYPE_CHECKING:
     from torch import nn
 
 
-def ingest_sams(model: nn.Module, model_id: str, layer: str, pool: str, n_units: int,
-                settings: Settings, root: Path, progress: bool = True) -> pl.DataFrame:
+def ingest_sams(tx: Transaction, model: nn.Module, model_id: str, layer: str, pool: str,
+                n_units: int, settings: Settings) -> pl.DataFrame:
     """Generate n s-AMS for each of the layer's `n_units` units; write PNGs, ams and mu."""
     from PIL import Image
 
-    root = Path(root)
     relative = Path("images", "sams", *(quote(v, safe="") for v in (model_id, layer, pool)))
     rows: list[pl.DataFrame] = []
     mu = np.zeros((n_units, n_units))
     count = np.zeros(n_units)
-    # The tables commit inside the block, the PNGs move in at its end (same names: rows never
-    # point nowhere); a failure before the commit leaves both as they were.
-    with replaced_folder(root / relative) as staging:
+    # The PNGs move in once every signal is made, the rows with the job's commit (same names:
+    # old rows point at new PNGs meanwhile); a failure before that leaves both as they were.
+    with replaced_folder(tx.root / relative) as staging:
         with tqdm(total=n_units * settings.n, desc=f"s-AMS {layer}", unit="signal",
-                  disable=not progress) as bar:
+                  disable=not tx.progress) as bar:
             for units, pixels, activations in generate(model, layer, pool, range(n_units),
                                                        settings, on_batch=bar.update):
                 signals = np.empty(len(units), dtype=np.int32)
@@ -66,14 +64,13 @@ def ingest_sams(model: nn.Module, model_id: str, layer: str, pool: str, n_units:
         frame = pl.concat(rows).with_columns(setting=pl.lit(settings.label))
         partition = {"model_id": model_id, "stimulus_set": SYNTHETIC, "layer": layer,
                      "pool": pool}
-        with Transaction(root) as tx:
-            tx.write_partition(AMS, partition, frame.select([c.name for c in AMS.data_columns]))
-            tx.write_partition(AMS_ACTIVATIONS, partition,
-                               mu_frame(settings.label, mu / count[:, None]))
+        tx.write_partition(AMS, partition, frame.select([c.name for c in AMS.data_columns]))
+        tx.write_partition(AMS_ACTIVATIONS, partition,
+                           mu_frame(settings.label, mu / count[:, None]))
     return frame
 
 
-@ingest.command("sams")
+@click.command("sams")
 @click.option("--model-id", type=NAME, required=True, help="Model identifier (as ingested).")
 @click.option("--arch", required=True, help="torchvision architecture name.")
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False), default=None,
@@ -95,6 +92,7 @@ def sams_command(model_id: str, arch: str, weights: str | None, layer: str, pool
     """Synthetic activation-maximisation signals of a layer's units (for EA_s)."""
     model = load_model(arch, weights, seed=seed)
     settings = Settings(n=n_signals, m=steps, size=size, seed=seed, batch_size=batch_size)
-    frame = ingest_sams(model, model_id, layer, pool, n_units, settings, root)
+    with job(root) as tx:
+        frame = ingest_sams(tx, model, model_id, layer, pool, n_units, settings)
     click.echo(f"s-AMS: {frame.height} signals of {n_units} units ({settings.label}); mean "
                f"own activation {frame['activation'].mean():.3f}")

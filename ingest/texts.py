@@ -17,13 +17,12 @@ import numpy as np
 import polars as pl
 from tqdm import tqdm
 
-from ingest import ingest
 from unitsel import wordnet
 from unitsel.adapters.encoders import SentenceTransformerText, TextEncoder
 from unitsel.analyses.concept_scores import TEMPLATE_SET
 from unitsel.analyses.semantics import concept_set_frame
-from unitsel.cli import NAME, root_option
 from unitsel.errors import InputError
+from unitsel.options import NAME, job, root_option
 from unitsel.schema import TEXT_EMBEDDINGS
 from unitsel.warehouse import Transaction
 
@@ -41,7 +40,7 @@ def _file_texts(path: Path) -> list[str]:
     return [n.strip() for n in names.drop_nulls() if n.strip()]
 
 
-def concept_texts(root: Path, concept_set: str, path: Path | None = None) -> list[str]:
+def concept_texts(tx: Transaction, concept_set: str, path: Path | None = None) -> list[str]:
     """The concept texts of a file, of all WordNet noun lemmas, or of a stored concept set."""
     if path is not None:
         texts = _file_texts(path)
@@ -50,29 +49,26 @@ def concept_texts(root: Path, concept_set: str, path: Path | None = None) -> lis
     elif concept_set == WORDNET_NOUNS:
         texts = [name.replace("_", " ") for name in wordnet.wordnet().all_lemma_names("n")]
     else:
-        texts = [n.replace("_", " ") for n in concept_set_frame(root, concept_set)["name"]]
+        texts = [n.replace("_", " ") for n in concept_set_frame(tx, concept_set)["name"]]
     return sorted(set(texts))
 
 
-def embed_texts(root: Path, encoder: TextEncoder, concept_set: str, texts: list[str],
-                templates: tuple[str, ...] = (DEFAULT_TEMPLATE,), chunk: int = 4096,
-                progress: bool = True) -> int:
+def embed_texts(tx: Transaction, encoder: TextEncoder, concept_set: str, texts: list[str],
+                templates: tuple[str, ...] = (DEFAULT_TEMPLATE,), chunk: int = 4096) -> int:
     """Write (replace) the embeddings of `texts` and of the templates; returns texts written."""
-    with Transaction(root) as tx:
-        for name, batch_texts in ((concept_set, texts), (TEMPLATE_SET, sorted(set(templates)))):
-            for start in tqdm(range(0, len(batch_texts), chunk), desc=f"embed {name}",
-                              unit="chunk", disable=not progress):
-                part = batch_texts[start:start + chunk]
-                vectors = encoder.encode_texts(part)
-                tx.write_partition(TEXT_EMBEDDINGS, {"encoder": encoder.name,
-                                                     "concept_set": name},
-                                   pl.DataFrame({"concept": part, "embedding": pl.Series(
-                                       list(np.asarray(vectors, np.float32)),
-                                       dtype=pl.List(pl.Float32))}))
+    for name, batch_texts in ((concept_set, texts), (TEMPLATE_SET, sorted(set(templates)))):
+        for start in tqdm(range(0, len(batch_texts), chunk), desc=f"embed {name}",
+                          unit="chunk", disable=not tx.progress):
+            part = batch_texts[start:start + chunk]
+            vectors = encoder.encode_texts(part)
+            tx.write_partition(TEXT_EMBEDDINGS, {"encoder": encoder.name, "concept_set": name},
+                               pl.DataFrame({"concept": part, "embedding": pl.Series(
+                                   list(np.asarray(vectors, np.float32)),
+                                   dtype=pl.List(pl.Float32))}))
     return len(texts)
 
 
-@ingest.command("texts")
+@click.command("texts")
 @click.option("--concept-set", type=NAME, required=True,
               help=f"A stored concept set, '{WORDNET_NOUNS}', or a name for --file.")
 @click.option("--file", "path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -96,6 +92,7 @@ def texts_command(concept_set: str, path: Path | None, model: Path | None,
         encoder = OpenClip(clip_arch, clip_checkpoint)
     else:
         encoder = SentenceTransformerText(model)
-    count = embed_texts(root, encoder, concept_set, concept_texts(root, concept_set, path),
-                        templates)
+    with job(root) as tx:
+        count = embed_texts(tx, encoder, concept_set, concept_texts(tx, concept_set, path),
+                            templates)
     click.echo(f"text_embeddings: {count} texts of {concept_set} with {encoder.name}")

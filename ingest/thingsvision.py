@@ -22,7 +22,6 @@ import numpy as np
 import polars as pl
 from tqdm import tqdm
 
-from ingest import ingest
 from ingest._staging import (
     ActivationSink,
     stage_layers,
@@ -35,9 +34,8 @@ from unitsel import Transaction
 from unitsel.adapters import arrays
 from unitsel.adapters.labels import read_text, uri_problem
 from unitsel.adapters.torch_model import LayerInfo
-from unitsel.cli import NAME, root_option
 from unitsel.errors import InputError
-from unitsel.warehouse import read_partition
+from unitsel.options import NAME, job, root_option
 
 CHUNK = re.compile(r"features_(\d+)\.npy")
 
@@ -111,38 +109,37 @@ def labels_frame(folder: Path, labels_file: Path | None, n_rows: int) -> pl.Data
                         schema_overrides={"wnid": pl.String})
 
 
-def ingest_thingsvision(folder: Path, *, model_id: str, stimulus_set: str, layer: str,
-                        root: Path, labels_file: Path | None = None,
-                        replace_stimuli: bool = False, progress: bool = True) -> str:
+def ingest_thingsvision(tx: Transaction, folder: Path, *, model_id: str, stimulus_set: str,
+                        layer: str, labels_file: Path | None = None,
+                        replace_stimuli: bool = False) -> str:
     """Check the folder, then write the layer's activations, the stimuli and (for a new
     model) its provenance, as one commit."""
     files = feature_files(folder)
     counts = [_count(f) for f in files]
     labels = labels_frame(folder, labels_file, sum(counts))
     widths = set()
-    with Transaction(root, progress=progress) as tx:
-        stage_stimuli(tx, stimulus_set, labels, folder / "file_names.txt", replace_stimuli)
-        if read_partition("models", {"model_id": model_id}, root) is None:
-            stage_model(tx, model_id, architecture="unknown (thingsvision)", state="trained",
-                        weights_sha256=None, preprocessing="{}", source=str(folder.resolve()))
-        sink = ActivationSink(tx, model_id, stimulus_set, folder, labels.height)
-        first = 0
-        for path, count in tqdm(list(zip(files, counts, strict=True)), desc=layer,
-                                unit="file", disable=not progress):
-            for start, block in _rows(path):
-                widths.add(block.shape[1])
-                if len(widths) > 1:
-                    raise InputError(f"{block.shape[1]} features per image where earlier "
-                                     f"files have {min(widths - {block.shape[1]})}", file=path)
-                sink(layer, "none", first + start, block)
-            first += count
-        n_units = widths.pop()
-        stage_layers(tx, model_id, [LayerInfo(layer, "none", "thingsvision", n_units,
-                                              (n_units,))], ordered=False)
-    return summary_line(tx, root)
+    stage_stimuli(tx, stimulus_set, labels, folder / "file_names.txt", replace_stimuli)
+    stage_model(tx, model_id, architecture="unknown (thingsvision)", state="trained",
+                weights_sha256=None, preprocessing="{}", source=str(folder.resolve()),
+                if_new=True)
+    sink = ActivationSink(tx, model_id, stimulus_set, folder, labels.height)
+    first = 0
+    for path, count in tqdm(list(zip(files, counts, strict=True)), desc=layer, unit="file",
+                            disable=not tx.progress):
+        for start, block in _rows(path):
+            widths.add(block.shape[1])
+            if len(widths) > 1:
+                raise InputError(f"{block.shape[1]} features per image where earlier "
+                                 f"files have {min(widths - {block.shape[1]})}", file=path)
+            sink(layer, "none", first + start, block)
+        first += count
+    n_units = widths.pop()
+    stage_layers(tx, model_id, [LayerInfo(layer, "none", "thingsvision", n_units, (n_units,))],
+                 ordered=False)
+    return summary_line(tx)
 
 
-@ingest.command("thingsvision")
+@click.command("thingsvision")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--model-id", type=NAME, required=True)
 @click.option("--stimulus-set", type=NAME, required=True)
@@ -155,6 +152,8 @@ def ingest_thingsvision(folder: Path, *, model_id: str, stimulus_set: str, layer
 def thingsvision_command(folder: Path, model_id: str, stimulus_set: str, layer: str,
                          labels_file: Path | None, replace_stimuli: bool, root: Path) -> None:
     """Import a thingsvision features folder (features.npy/.h5/.pt or chunks + file_names.txt)."""
-    click.echo(ingest_thingsvision(folder, model_id=model_id, stimulus_set=stimulus_set,
-                                   layer=layer, root=root, labels_file=labels_file,
-                                   replace_stimuli=replace_stimuli))
+    with job(root) as tx:
+        click.echo(ingest_thingsvision(tx, folder, model_id=model_id,
+                                       stimulus_set=stimulus_set, layer=layer,
+                                       labels_file=labels_file,
+                                       replace_stimuli=replace_stimuli))

@@ -16,6 +16,8 @@ COMMENT ON VIEW labelled_activations IS
 --   (Gale et al.), ccmas_class_mean / ccmas2_class_mean as the mean of the other labels'
 --   means (Morcos et al.);
 --   precision_label: most frequent label among the top 100 (ties: the one ranked first).
+-- A new metric is one column in the final SELECT: unit_selectivity passes every column on,
+-- layer_selectivity summarises the ones named there (docs/contributing.md).
 CREATE OR REPLACE VIEW selectivity AS
 WITH by_mean AS (
     SELECT model_id, stimulus_set, layer, pool, subset, unit, label, n, mean,
@@ -28,25 +30,22 @@ WITH by_mean AS (
     WINDOW w AS (PARTITION BY model_id, stimulus_set, layer, pool, subset, unit
                  ORDER BY mean DESC, label),
            u AS (PARTITION BY model_id, stimulus_set, layer, pool, subset, unit)
+), ccmas_ranks AS (
+    -- The labels ranked 1 (CCMAS) and 2 (CCMAS2) by mean, each with both readings of mu_rest.
+    SELECT model_id, stimulus_set, layer, pool, subset, unit, mean_rank, label,
+           sel_ccmas(mean, sel_pooled_rest(sum_all, n_all, mean, n)) AS pooled,
+           sel_ccmas(mean, sel_mean_rest(sum_means, mean, n_labels)) AS class_mean
+    FROM by_mean
+    WHERE mean_rank <= 2
 ), ccmas AS (
     SELECT model_id, stimulus_set, layer, pool, subset, unit,
            any_value(label) FILTER (mean_rank = 1) AS ccmas_label,
-           sel_ccmas(any_value(mean) FILTER (mean_rank = 1),
-                     sel_pooled_rest(any_value(sum_all), any_value(n_all),
-                                     any_value(mean) FILTER (mean_rank = 1),
-                                     any_value(n) FILTER (mean_rank = 1))) AS ccmas,
-           sel_ccmas(any_value(mean) FILTER (mean_rank = 1),
-                     sel_mean_rest(any_value(sum_means), any_value(mean) FILTER (mean_rank = 1),
-                                   any_value(n_labels))) AS ccmas_class_mean,
+           any_value(pooled) FILTER (mean_rank = 1) AS ccmas,
+           any_value(class_mean) FILTER (mean_rank = 1) AS ccmas_class_mean,
            any_value(label) FILTER (mean_rank = 2) AS ccmas2_label,
-           sel_ccmas(any_value(mean) FILTER (mean_rank = 2),
-                     sel_pooled_rest(any_value(sum_all), any_value(n_all),
-                                     any_value(mean) FILTER (mean_rank = 2),
-                                     any_value(n) FILTER (mean_rank = 2))) AS ccmas2,
-           sel_ccmas(any_value(mean) FILTER (mean_rank = 2),
-                     sel_mean_rest(any_value(sum_means), any_value(mean) FILTER (mean_rank = 2),
-                                   any_value(n_labels))) AS ccmas2_class_mean
-    FROM by_mean
+           any_value(pooled) FILTER (mean_rank = 2) AS ccmas2,
+           any_value(class_mean) FILTER (mean_rank = 2) AS ccmas2_class_mean
+    FROM ccmas_ranks
     GROUP BY ALL
 ), label_counts AS (
     SELECT model_id, stimulus_set, layer, pool, subset, unit, label,
@@ -95,9 +94,7 @@ WITH known AS MATERIALIZED (
                        AND layer = layer_name) AS pools
     FROM summary_builds
 )
-SELECT s.unit, s.n_stimuli, s.top_label, s.top_class_selectivity, s.is_localist,
-       s.ccmas_label, s.ccmas, s.ccmas2_label, s.ccmas2, s.ccmas_class_mean,
-       s.ccmas2_class_mean, s.precision_label, s.precision_100, s.precision_60
+SELECT s.* EXCLUDE (model_id, stimulus_set, layer, pool, subset)
 FROM selectivity s, (
     -- One row, built before the summaries are read: the error comes even when the filters
     -- below (constants, so DuckLake prunes files by them) leave no row.

@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="session")
 def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo warehouse, built once per session through the real jobs and writer."""
-    from ingest.demo import run_demo
+    from ingest.demos.demo import run_demo
 
     root = tmp_path_factory.mktemp("demo") / "warehouse"
     run_demo(root, progress=False)

@@ -45,7 +45,8 @@ def _annotations(namings: dict[str, dict[tuple[int, int], str | None]],
 def test_hand_worked_study(root: Path) -> None:
     with Transaction(root) as tx:
         tx.write(_annotations(HAND), "annotations")
-    tables = run_agreement(root, "s")
+    with Transaction(root) as tx:
+        tables = run_agreement(tx, "s")
     cov = {r["annotator_id"]: r for r in tables["annotation_coverage"].iter_rows(named=True)}
     assert (cov["x"]["activation_coverage"], cov["x"]["partial_coverage"],
             cov["x"]["complete_coverage"]) == (5 / 6, 3 / 4, 3 / 4)
@@ -69,9 +70,10 @@ def test_hand_worked_study(root: Path) -> None:
     summary = tables["explanation_summaries"].filter(annotator_id="x")
     assert summary.select("combination", "share").rows() == [
         ("eye + wing", 0.5), ("eye", 0.25), ("unlabeled", 0.25)]
-    run_agreement(root, "s")  # re-run replaces
-    with pytest.raises(InputError, match="no annotations"):
-        run_agreement(root, "other")
+    with Transaction(root) as tx:
+        run_agreement(tx, "s")  # re-run replaces
+    with pytest.raises(InputError, match="no annotations"), Transaction(root) as tx:
+        run_agreement(tx, "other")
 
 
 def _star_forest(edges: list[tuple[int, int]]) -> bool:

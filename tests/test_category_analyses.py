@@ -52,7 +52,8 @@ def test_consistency_matches_scipy_spearman(root: Path) -> None:
                                "task": "probe:face", "unit": range(acts.shape[1]),
                                "baseline": 1.0, "lesioned": 1.0 - drop, "n_stimuli": 10}),
                  "lesions")
-    result = run_consistency(root, "m", "s", "face")
+    with Transaction(root) as tx:
+        result = run_consistency(tx, "m", "s", "face")
     units = unit_metrics(root)
     values = {name: units[column].cast(pl.Float64).fill_null(np.nan).to_numpy()
               for name, column in COLUMNS.items()}
@@ -64,7 +65,8 @@ def test_consistency_matches_scipy_spearman(root: Path) -> None:
         want = scipy.stats.spearmanr(a[both], b[both]).statistic
         assert row["spearman_rho"] == pytest.approx(want, abs=1e-12), row
         assert row["n_units"] == both.sum()
-    run_consistency(root, "m", "s", "face")  # a re-run replaces its rows
+    with Transaction(root) as tx:
+        run_consistency(tx, "m", "s", "face")  # a re-run replaces its rows
     with unitsel.connection(root) as con:
         assert con.sql("SELECT count(*) FROM metric_consistency").fetchone() == (result.height,)
         layer = con.sql("SELECT n_pairs, mean_rho FROM layer_metric_consistency").fetchone()
@@ -78,7 +80,8 @@ def test_decoding_matches_scikit_learn(root: Path) -> None:
     load(root, acts, labels)
     units = unit_metrics(root)
     n = min(int(units[f"is_{m}_selective"].sum()) for m in COLUMNS)
-    result = run_decoding(root, "m", "s", "face", "l", "none", folds=5, progress=False)
+    with Transaction(root, progress=False) as tx:
+        result = run_decoding(tx, "m", "s", "face", "l", "none", folds=5)
     assert set(result["n_units"]) == {n} and n > 0
     y = np.array(labels)
     for row in result.filter(pl.col("cv") == "k-fold").iter_rows(named=True):
@@ -101,11 +104,12 @@ def test_decoding_matches_scikit_learn(root: Path) -> None:
 def test_decoding_needs_selected_units(root: Path) -> None:
     rng = np.random.default_rng(4)
     load(root, rng.random((40, 6)).astype(np.float32), ["face", "rest"] * 20)
-    with pytest.raises(InputError, match="selects no unit"):
-        run_decoding(root, "m", "s", "face", "l", "none", progress=False)
+    with pytest.raises(InputError, match="selects no unit"), Transaction(root) as tx:
+        run_decoding(tx, "m", "s", "face", "l", "none")
     for _ in range(2):  # a re-run replaces its rows
-        result = run_decoding(root, "m", "s", "face", "l", "none", n_units=2, folds=4,
-                              cv=("k-fold",), progress=False)
+        with Transaction(root, progress=False) as tx:
+            result = run_decoding(tx, "m", "s", "face", "l", "none", n_units=2, folds=4,
+                                  cv=("k-fold",))
     assert set(result["n_units"]) == {2}
     with unitsel.connection(root) as con:
         assert con.sql("SELECT count(*) FROM decoding").fetchone() == (result.height,)
@@ -149,9 +153,10 @@ def test_accuracy_task_written_and_replaced(root: Path) -> None:
     inputs = torch.full((6, 1, 2, 2), 0.1) * torch.arange(1, 7).view(6, 1, 1, 1)
     labels = pl.DataFrame({"stimulus": range(6), "label": ["a"] * 6})
     for _ in range(2):
-        frame = ingest_lesions(Channels(), inputs, labels, model_id="m", stimulus_set="s",
-                               layer="conv", category="a", task="accuracy", root=root,
-                               class_names=["a", "b"], progress=False)
+        with unitsel.Transaction(root, progress=False) as tx:
+            frame = ingest_lesions(tx, Channels(), inputs, labels, model_id="m",
+                                   stimulus_set="s", layer="conv", category="a",
+                                   task="accuracy", class_names=["a", "b"])
     got = dict(zip(frame["unit"], frame["lesioned"], strict=True))
     assert frame["baseline"][0] == pytest.approx(4 / 6)
     assert got == {0: pytest.approx(4 / 6), 1: 0.0, 2: pytest.approx(4 / 6)}

@@ -82,7 +82,8 @@ def test_job_end_to_end(root: Path) -> None:
     load(root, acts, [str(i % 3) for i in range(30)])
     encoder = HashText()
     concepts = ["dog", "cat", "car", "red car", "striped cat"]
-    embed_texts(root, encoder, "toy", concepts, progress=False)
+    with Transaction(root, progress=False) as tx:
+        embed_texts(tx, encoder, "toy", concepts)
     images = encoder.encode_texts([f"cat {i}" if i % 2 else f"dog {i}" for i in range(30)])
     with Transaction(root) as tx:
         tx.write(pl.DataFrame({"encoder": encoder.name, "stimulus_set": "s",
@@ -90,8 +91,8 @@ def test_job_end_to_end(root: Path) -> None:
                                "crop": "center", "embedding": pl.Series(
                                    list(images), dtype=pl.List(pl.Float32))}),
                  "image_embeddings")
-    result = run_concept_scores(root, "m", "s", "l", "none", encoder.name, "toy", n=5,
-                                keep=10, progress=False)
+    with Transaction(root, progress=False) as tx:
+        result = run_concept_scores(tx, "m", "s", "l", "none", encoder.name, "toy", n=5, keep=10)
     template = encoder.encode_texts(["a photo of a"])[0]
     texts = encoder.encode_texts(sorted(concepts))
     for unit in range(3):
@@ -101,11 +102,11 @@ def test_job_end_to_end(root: Path) -> None:
         assert np.allclose(got, expected, atol=1e-6)
         flags = result.filter(unit=unit).sort("concept")["is_concept"].to_numpy()
         assert (flags == (expected > 0.95 * expected.max())).all()
-    rerun = run_concept_scores(root, "m", "s", "l", "none", encoder.name, "toy", n=5, keep=10,
-                               progress=False)
+    with Transaction(root, progress=False) as tx:
+        rerun = run_concept_scores(tx, "m", "s", "l", "none", encoder.name, "toy", n=5, keep=10)
     assert rerun.height == result.height == 3 * 5
-    with pytest.raises(InputError, match="no hash-8 text embeddings"):
-        run_concept_scores(root, "m", "s", "l", "none", encoder.name, "other", progress=False)
+    with pytest.raises(InputError, match="no hash-8 text embeddings"), Transaction(root) as tx:
+        run_concept_scores(tx, "m", "s", "l", "none", encoder.name, "other")
 
 
 def test_bundled_minilm_loads_offline_and_embeds() -> None:
@@ -207,11 +208,12 @@ def test_concept_texts_from_files_wordnet_and_sets(root: Path, tmp_path: Path) -
 
     (tmp_path / "label.csv").write_text("number,name,category\n1,dog,object\n2,red-c,color\n"
                                         "3,dog,object\n")
-    assert concept_texts(root, "broden", tmp_path / "label.csv") == ["dog", "red-c"]
-    (tmp_path / "words.txt").write_text("cat\n\n fish \n")
-    assert concept_texts(root, "mine", tmp_path / "words.txt") == ["cat", "fish"]
-    nouns = concept_texts(root, "wordnet-nouns")
-    assert len(nouns) > 100_000 and "golden retriever" in nouns
-    (tmp_path / "empty.txt").write_text("\n")
-    with pytest.raises(InputError, match="no concept texts"):
-        concept_texts(root, "x", tmp_path / "empty.txt")
+    with Transaction(root, progress=False) as tx:
+        assert concept_texts(tx, "broden", tmp_path / "label.csv") == ["dog", "red-c"]
+        (tmp_path / "words.txt").write_text("cat\n\n fish \n")
+        assert concept_texts(tx, "mine", tmp_path / "words.txt") == ["cat", "fish"]
+        nouns = concept_texts(tx, "wordnet-nouns")
+        assert len(nouns) > 100_000 and "golden retriever" in nouns
+        (tmp_path / "empty.txt").write_text("\n")
+        with pytest.raises(InputError, match="no concept texts"):
+            concept_texts(tx, "x", tmp_path / "empty.txt")

@@ -188,7 +188,7 @@ def test_a_paused_writer_rebuilds_on_the_new_snapshot(
     built = threading.Event()
     resume = threading.Event()
     calls: list[int] = []
-    original: Callable[..., None] = unitsel.summaries.update
+    original: Callable[..., None] = unitsel.summaries.Build.__call__
 
     def pausing_update(*args: object, **kwargs: object) -> None:
         original(*args, **kwargs)
@@ -197,11 +197,15 @@ def test_a_paused_writer_rebuilds_on_the_new_snapshot(
             built.set()
             assert resume.wait(120)
 
-    monkeypatch.setattr(unitsel.summaries, "update", pausing_update)
+    monkeypatch.setattr(unitsel.summaries.Build, "__call__", pausing_update)
     acts, labels = version_files(tmp_path, 2)
-    writer_a = threading.Thread(target=ingest_arrays, args=(acts, labels), kwargs=dict(
-        model_id="m", stimulus_set="set", layer="fc", root=catalog_root, replace_stimuli=True,
-        progress=False))
+
+    def write_a() -> None:
+        with unitsel.Transaction(catalog_root, progress=False) as tx:
+            ingest_arrays(tx, acts, labels, model_id="m", stimulus_set="set", layer="fc",
+                          replace_stimuli=True)
+
+    writer_a = threading.Thread(target=write_a)
     writer_a.start()
     assert built.wait(120)
     subprocess.run(ingest_command(catalog_root, tmp_path, 3, "fc"), check=True,

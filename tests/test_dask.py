@@ -68,14 +68,12 @@ def test_summaries_on_two_workers_equal_one_process(
     np.save(tmp_path / "acts.npy", (rng.integers(0, 6, size=(50, 24)) * 0.5).astype(np.float32))
     (tmp_path / "labels.csv").write_text("stimulus,label,is_correct\n" + "".join(
         f"{s},c{s % 4},{str(s % 3 > 0).lower()}\n" for s in range(50)))
-    monkeypatch.setattr("ingest._staging.FILE_ROWS", 200)  # 4 units a file: 6 files
-    monkeypatch.setattr("unitsel.summaries.TASK_ROWS", 200)  # a task each
+    monkeypatch.setattr("unitsel.lake.DATA_FILE_ROWS", 200)  # 4 units a file: 6 files, a task each
     results = {}
     for name, address in (("local", None), ("dask", scheduler)):
-        if address:
-            monkeypatch.setenv("UNITSEL_SCHEDULER", address)
-        ingest_arrays(tmp_path / "acts.npy", tmp_path / "labels.csv", model_id="m",
-                      stimulus_set="s", layer="fc", root=tmp_path / name, progress=False)
+        with unitsel.Transaction(tmp_path / name, scheduler=address, progress=False) as tx:
+            ingest_arrays(tx, tmp_path / "acts.npy", tmp_path / "labels.csv", model_id="m",
+                          stimulus_set="s", layer="fc")
         results[name] = summaries(tmp_path / name)
     for table, frame in results["local"].items():
         assert frame.height > 0
@@ -92,8 +90,9 @@ def test_summarise_command_rebuilds_on_the_cluster(tmp_path: Path, scheduler: st
     np.save(tmp_path / "acts.npy", np.arange(60, dtype=np.float32).reshape(10, 6))
     (tmp_path / "labels.csv").write_text(
         "stimulus,label\n" + "".join(f"{s},c{s % 2}\n" for s in range(10)))
-    ingest_arrays(tmp_path / "acts.npy", tmp_path / "labels.csv", model_id="m",
-                  stimulus_set="s", layer="fc", root=root, progress=False)
+    with unitsel.Transaction(root, progress=False) as tx:
+        ingest_arrays(tx, tmp_path / "acts.npy", tmp_path / "labels.csv", model_id="m",
+                      stimulus_set="s", layer="fc")
     before = summaries(root)
     result = subprocess.run(
         [str(Path(sys.executable).with_name("unitsel")), "summarise", "--rebuild",
@@ -105,8 +104,7 @@ def test_summarise_command_rebuilds_on_the_cluster(tmp_path: Path, scheduler: st
         assert_frame_equal(frame, before[table])
 
 
-def test_analyses_on_the_cluster_equal_one_process(
-        tmp_path: Path, scheduler: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_analyses_on_the_cluster_equal_one_process(tmp_path: Path, scheduler: str) -> None:
     """Unit distances (a task per measure), Mantel tests (a task per functional partition,
     read by the worker) and concept scores (a task per group of units) give the rows of the
     in-process run, and the workers ran those tasks."""
@@ -126,15 +124,15 @@ def test_analyses_on_the_cluster_equal_one_process(
     results = {}
     for name, address in (("local", None), ("dask", scheduler)):
         root = tmp_path / name
-        if address:
-            monkeypatch.setenv("UNITSEL_SCHEDULER", address)
         load(root, acts, [str(i % 4) for i in range(40)])
-        distances = run_unit_distances(root, "m", "s", "l", "none",
-                                       ("minkowski", "pearson", "spearman"))
+        with unitsel.Transaction(root, scheduler=address, progress=False) as tx:
+            distances = run_unit_distances(tx, "m", "s", "l", "none",
+                                           ("minkowski", "pearson", "spearman"))
         load_semantic(root, rng=np.random.default_rng(2))
-        mantel = run_mantel(root, "toy", ("m",), "l", permutations=99, seed=1, progress=False)
-        embed_texts(root, encoder, "toy-texts", ["dog", "cat", "red car", "striped cat"],
-                    progress=False)
+        with unitsel.Transaction(root, scheduler=address, progress=False) as tx:
+            mantel = run_mantel(tx, "toy", ("m",), "l", permutations=99, seed=1)
+        with unitsel.Transaction(root, scheduler=address, progress=False) as tx:
+            embed_texts(tx, encoder, "toy-texts", ["dog", "cat", "red car", "striped cat"])
         with unitsel.Transaction(root) as tx:
             tx.write(pl.DataFrame({
                 "encoder": encoder.name, "stimulus_set": "s",
@@ -142,8 +140,9 @@ def test_analyses_on_the_cluster_equal_one_process(
                 "embedding": pl.Series(list(encoder.encode_texts(
                     [f"cat {i}" if i % 2 else f"dog {i}" for i in range(40)])),
                     dtype=pl.List(pl.Float32))}), "image_embeddings")
-        concepts = run_concept_scores(root, "m", "s", "l", "none", encoder.name, "toy-texts",
-                                      n=5, group=3, progress=False)
+        with unitsel.Transaction(root, scheduler=address, progress=False) as tx:
+            concepts = run_concept_scores(tx, "m", "s", "l", "none", encoder.name, "toy-texts",
+                                          n=5, group=3)
         results[name] = [frame.drop("snapshot_id", strict=False).sort(pl.all())
                          for frame in (distances, mantel, concepts)]
     for local, dask in zip(results["local"], results["dask"], strict=True):

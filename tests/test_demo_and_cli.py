@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 import unitsel
-from ingest.demo import LAYERS, build_models
+from ingest.demos.demo import LAYERS, build_models
 from unitsel.adapters.torch_model import weights_sha256
 from unitsel.cli import cli, duckdb_command
 
@@ -139,7 +139,7 @@ def test_query_command_prints_csv(demo_root: Path) -> None:
 
 
 def test_the_demo_ends_by_naming_the_cli_and_the_dashboard(demo_root: Path) -> None:
-    from ingest.demo import closing_lines
+    from ingest.demos.demo import closing_lines
 
     lines = closing_lines(demo_root)
     assert "duckdb" in lines[1] and str(demo_root.resolve()) in lines[1]

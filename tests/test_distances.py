@@ -94,7 +94,8 @@ def test_ea_matches_the_papers_equations() -> None:
 def test_unit_distances_job_writes_pairs_and_ams_and_replaces(root: Path) -> None:
     x = _activations(units=5).astype(np.float32).astype(np.float64)  # as stored
     load(root, x, [str(i % 3) for i in range(len(x))])
-    result = run_unit_distances(root, "m", "s", "l", "none", n=10, d=12, seed=1)
+    with Transaction(root) as tx:
+        result = run_unit_distances(tx, "m", "s", "l", "none", n=10, d=12, seed=1)
     assert result.height == 5 * 10 and (result["unit_a"] < result["unit_b"]).all()
     pearson = result.filter(measure="pearson").sort("unit_a", "unit_b")["distance"].to_numpy()
     assert np.allclose(pearson, pair_rows(data_distances(x, "pearson"))["distance"])
@@ -107,13 +108,14 @@ def test_unit_distances_job_writes_pairs_and_ams_and_replaces(root: Path) -> Non
     z = standardise(x)
     first = ams.filter(unit=0).sort("signal")["stimulus"].to_numpy()
     assert np.allclose(z[first].mean(0), mu[0])
-    run_unit_distances(root, "m", "s", "l", "none", n=10, d=12, seed=1)
+    with Transaction(root) as tx:
+        run_unit_distances(tx, "m", "s", "l", "none", n=10, d=12, seed=1)
     assert scan("unit_distances", root).collect().height == result.height
     assert scan("ams", root).collect().height == 50
-    with pytest.raises(InputError, match="no synthetic AMS"):
-        run_unit_distances(root, "m", "s", "l", "none", ("ea_s_pairwise",))
-    with pytest.raises(InputError, match="unknown functional measures"):
-        run_unit_distances(root, "m", "s", "l", "none", ("cosine",))
+    with pytest.raises(InputError, match="no synthetic AMS"), Transaction(root) as tx:
+        run_unit_distances(tx, "m", "s", "l", "none", ("ea_s_pairwise",))
+    with pytest.raises(InputError, match="unknown functional measures"), Transaction(root) as tx:
+        run_unit_distances(tx, "m", "s", "l", "none", ("cosine",))
 
 
 def _distance_frame(matrix: np.ndarray, measure: str, model_id: str = "m") -> pl.DataFrame:
@@ -129,11 +131,11 @@ WNIDS = ["n02084071", "n02121620", "n02958343", "n01484850", "n01440764", "n0269
 def load_semantic(root: Path, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Concept set 'toy' (WNIDS) and two semantic baselines of it; returns their matrices."""
     n = len(WNIDS)
-    ingest_concepts(root, "toy", pl.DataFrame({"label": WNIDS, "wnid": WNIDS}))
     semantic = {"path": ssd.squareform(rng.integers(1, 3, n * (n - 1) // 2).astype(float)),
                 "wup": ssd.squareform(ssd.pdist(rng.normal(size=(n, 2))))}
     order = np.argsort(WNIDS)
     with Transaction(root) as tx:
+        ingest_concepts(tx, "toy", pl.DataFrame({"label": WNIDS, "wnid": WNIDS}))
         for measure, matrix in semantic.items():
             # Stored by wnid order (wnid_a < wnid_b), as the semantic job writes them.
             m = matrix[np.ix_(order, order)]
@@ -160,28 +162,29 @@ def test_mantel_batch_equals_scikit_bio(root: Path) -> None:
             tx.write(_distance_frame(matrix, measure), "unit_distances")
     for method in ("pearson", "spearman"):
         for alternative in ("two-sided", "greater", "less"):
-            result = run_mantel(root, "toy", ("m",), "output", method=method,
-                                alternative=alternative, permutations=199, seed=3,
-                                progress=False)
+            with Transaction(root, progress=False) as tx:
+                result = run_mantel(tx, "toy", ("m",), "output", method=method,
+                                    alternative=alternative, permutations=199, seed=3)
             assert result.height == 4
             for row in result.iter_rows(named=True):
                 r, p, count = skbio_mantel(functional[row["measure"]],
                                            semantic[row["baseline"]], method=method,
                                            permutations=199, alternative=alternative, seed=3)
                 assert (row["r"], row["p"], row["n"]) == (r, p, count)
-    parallel = run_mantel(root, "toy", ("m",), "output", permutations=99, seed=1, workers=2,
-                          progress=False)
-    serial = run_mantel(root, "toy", ("m",), "output", permutations=99, seed=1,
-                        progress=False)
+    with Transaction(root, progress=False) as tx:
+        parallel = run_mantel(tx, "toy", ("m",), "output", permutations=99, seed=1, workers=2)
+    with Transaction(root, progress=False) as tx:
+        serial = run_mantel(tx, "toy", ("m",), "output", permutations=99, seed=1)
     assert parallel.sort("measure", "baseline").equals(serial.sort("measure", "baseline"))
     assert scan("mantel_results", root).collect().height == 4  # re-runs replaced
-    with pytest.raises(InputError, match="no unit distances"):
-        run_mantel(root, "toy", ("other",), "output", progress=False)
+    with pytest.raises(InputError, match="no unit distances"), Transaction(root) as tx:
+        run_mantel(tx, "toy", ("other",), "output")
     with Transaction(root) as tx:
         tx.write(_distance_frame(functional["pearson"][:5, :5], "pearson", "small"),
                  "unit_distances")
-    with pytest.raises(InputError, match="10 unit pairs but concept set 'toy' has 8"):
-        run_mantel(root, "toy", ("small",), "output", progress=False)
+    with pytest.raises(InputError, match="10 unit pairs but concept set 'toy' has 8"), \
+            Transaction(root, progress=False) as tx:
+        run_mantel(tx, "toy", ("small",), "output")
 
 
 def _planted(root: Path, outliers: tuple[int, ...]) -> np.ndarray:
@@ -198,8 +201,9 @@ def _planted(root: Path, outliers: tuple[int, ...]) -> np.ndarray:
 def test_detectors_find_planted_outliers(root: Path) -> None:
     planted = (3, 17, 41)
     _planted(root, planted)
-    result = run_outliers(root, "m", "s", "output", "none", "pearson", DETECTORS,
-                          contamination=0.05, truth=planted, repeats=3, progress=False)
+    with Transaction(root, progress=False) as tx:
+        result = run_outliers(tx, "m", "s", "output", "none", "pearson", DETECTORS,
+                              contamination=0.05, truth=planted, repeats=3)
     assert result.filter(scored_on="distances")["detector"].unique().to_list() == ["lof"]
     for name in DETECTORS:
         rows = result.filter(detector=name)
@@ -209,13 +213,14 @@ def test_detectors_find_planted_outliers(root: Path) -> None:
     auc = scan("outlier_auc", root).collect()
     assert auc.height == len(DETECTORS) and (auc["auc"] == 1.0).all()
     assert (auc["n_outliers"] == 3).all() and (auc["repeats"] == 3).all()
-    again = run_outliers(root, "m", "s", "output", "none", "pearson", DETECTORS,
-                         contamination=0.05, truth=planted, repeats=3, progress=False)
+    with Transaction(root, progress=False) as tx:
+        again = run_outliers(tx, "m", "s", "output", "none", "pearson", DETECTORS,
+                             contamination=0.05, truth=planted, repeats=3)
     assert again.equals(result)  # re-run: same rows, replaced, not added
     assert scan("unit_outliers", root).collect().height == len(DETECTORS) * 60
     assert scan("outlier_auc", root).collect().height == len(DETECTORS)
-    with pytest.raises(InputError, match="not units"):
-        run_outliers(root, "m", "s", "output", "none", "pearson", truth=(99,))
+    with pytest.raises(InputError, match="not units"), Transaction(root) as tx:
+        run_outliers(tx, "m", "s", "output", "none", "pearson", truth=(99,))
 
 
 def _lof_by_definition(matrix: np.ndarray, k: int) -> np.ndarray:
@@ -232,8 +237,9 @@ def _lof_by_definition(matrix: np.ndarray, k: int) -> np.ndarray:
 def test_lof_scores_the_distance_matrix_as_dora_does(root: Path) -> None:
     """DORA's protocol: LOF on the distance matrix itself (not on its rows as vectors)."""
     matrix = _planted(root, (5, 30))
-    result = run_outliers(root, "m", "s", "output", "none", "pearson", ("lof", "lof_rows"),
-                          contamination=0.05, progress=False)
+    with Transaction(root, progress=False) as tx:
+        result = run_outliers(tx, "m", "s", "output", "none", "pearson", ("lof", "lof_rows"),
+                              contamination=0.05)
     lof = result.filter(detector="lof").sort("unit")
     assert lof["scored_on"].unique().to_list() == ["distances"]
     assert np.allclose(lof["score"].to_numpy(), _lof_by_definition(matrix, 20), rtol=1e-6)
@@ -248,14 +254,16 @@ def test_atlas_separates_clusters_and_colours_by_hypernym(root: Path) -> None:
     with Transaction(root) as tx:
         tx.write(_distance_frame(ssd.squareform(ssd.pdist(points)), "pearson"),
                  "unit_distances")
-    atlas = run_atlas(root, "m", "s", "output", "none", "pearson")
+    with Transaction(root) as tx:
+        atlas = run_atlas(tx, "m", "s", "output", "none", "pearson")
     xy = atlas.sort("unit").select("x", "y").to_numpy()
     half = len(points) // 2
     within = ssd.pdist(xy[:half]).mean()
     between = ssd.cdist(xy[:half], xy[half:]).mean()
     assert between > 2 * within
     assert atlas["hypernym"].null_count() == atlas.height
-    assert run_atlas(root, "m", "s", "output", "none", "pearson").equals(atlas)  # seeded
+    with Transaction(root) as tx:
+        assert run_atlas(tx, "m", "s", "output", "none", "pearson").equals(atlas)  # seeded
     assert scan("unit_atlas", root).collect().height == len(points)  # re-run replaced
     wn = wordnet.wordnet()
     dog = wordnet.synset("n02084071")
@@ -272,7 +280,6 @@ def test_mantel_runs_on_the_concepts_a_baseline_covers(root: Path) -> None:
     n = len(WNIDS)
     functional = ssd.squareform(ssd.pdist(rng.normal(size=(n, 3))))
     semantic = ssd.squareform(ssd.pdist(rng.normal(size=(n, 2))))
-    ingest_concepts(root, "toy", pl.DataFrame({"label": WNIDS, "wnid": WNIDS}))
     order = np.argsort(WNIDS)
     ids = np.asarray(WNIDS)[order]
     a, b = np.triu_indices(n, 1)
@@ -281,13 +288,14 @@ def test_mantel_runs_on_the_concepts_a_baseline_covers(root: Path) -> None:
     values = pl.Series([None if gap in (ids[i], ids[j]) else m[i, j]
                         for i, j in zip(a, b, strict=True)], dtype=pl.Float64)
     with Transaction(root) as tx:
+        ingest_concepts(tx, "toy", pl.DataFrame({"label": WNIDS, "wnid": WNIDS}))
         tx.write(_distance_frame(functional, "pearson"), "unit_distances")
         tx.write(pl.DataFrame({
             "concept_set": "toy", "measure": "vectors-x", "wnid_a": ids[a], "wnid_b": ids[b],
             "similarity": values, "distance": values, "distance_max_scaled": values,
             "source": "test"}), "semantic_distances")
-    row = run_mantel(root, "toy", ("m",), "output", permutations=99, seed=2,
-                     progress=False).row(0, named=True)
+    with Transaction(root, progress=False) as tx:
+        row = run_mantel(tx, "toy", ("m",), "output", permutations=99, seed=2).row(0, named=True)
     keep = [i for i in range(n) if i != 2]
     r, p, count = skbio_mantel(functional[np.ix_(keep, keep)], semantic[np.ix_(keep, keep)],
                                permutations=99, seed=2)

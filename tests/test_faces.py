@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 from skimage.data import lfw_subset
 
-from ingest.faces import WEIGHTS_FILE, weights_path, write_faces
+from ingest.demos.faces import WEIGHTS_FILE, weights_path, write_faces
 from unitsel.adapters.torch_model import load_model
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.imagenet import EFFICIENTNET_ID, MODEL_ID, PHOTOS, Run, run_imagenet
+from ingest.demos.imagenet import EFFICIENTNET_ID, MODEL_ID, PHOTOS, Run, run_imagenet
 from unitsel.adapters.feature_vis import Settings
 
 from .conftest import duckdb_csv

@@ -37,13 +37,13 @@ def inputs() -> tuple[torch.Tensor, pl.DataFrame]:
     return x, labels
 
 
-def ingest(root: Path, model: nn.Module, **options: object) -> None:
+def ingest(root: Path, model: nn.Module, progress: bool = False, **options: object) -> None:
     x, labels = inputs()
     defaults: dict[str, object] = dict(
-        model_id="tiny", stimulus_set="noise", root=root, architecture="tiny", state="trained",
-        preprocessing="{}", source="test", class_names=["0", "1", "2", "3"], batch_size=3,
-        progress=False)
-    ingest_model(model, x, labels, **{**defaults, **options})  # type: ignore[arg-type]
+        model_id="tiny", stimulus_set="noise", architecture="tiny", state="trained",
+        preprocessing="{}", source="test", class_names=["0", "1", "2", "3"], batch_size=3)
+    with unitsel.Transaction(root, progress=progress) as tx:
+        ingest_model(tx, model, x, labels, **{**defaults, **options})  # type: ignore[arg-type]
 
 
 def matrix(root: Path, layer: str, pool: str) -> np.ndarray:

@@ -35,8 +35,8 @@ def _warehouse(root: Path) -> None:
                                "position": [0]},
                               schema_overrides={"n_units": pl.Int32, "position": pl.Int32,
                                                 "shape": pl.List(pl.Int32)}), "layers")
-    ingest_concepts(root, "toy", pl.DataFrame({"label": list(WNIDS),
-                                               "wnid": list(WNIDS.values())}))
+        ingest_concepts(tx, "toy", pl.DataFrame({"label": list(WNIDS),
+                                                 "wnid": list(WNIDS.values())}))
 
 
 RATINGS_CSV = """rater_id,model_id,layer,pool,unit,trial,response,name
@@ -62,8 +62,10 @@ def test_gale_table_1_hand_worked(root: Path, tmp_path: Path) -> None:
     _warehouse(root)
     path = tmp_path / "ratings.csv"
     path.write_text(RATINGS_CSV)
-    write_study(root, "gale", "ratings", read_ratings(path, "gale", root), False, "test")
-    row = run_rating_summary(root, "gale", "s", "toy").row(0, named=True)
+    with unitsel.Transaction(root) as tx:
+        write_study(tx, "gale", "ratings", read_ratings(tx, path, "gale"), False, "test")
+    with unitsel.Transaction(root) as tx:
+        row = run_rating_summary(tx, "gale", "s", "toy").row(0, named=True)
     assert (row["n_judgements"], row["n_units"]) == (15, 3)
     assert row["pct_yes"] == pytest.approx(100 * 11 / 15)
     assert row["pct_yes_se"] == pytest.approx(100 * np.sqrt(11 / 15 * 4 / 15 / 15))
@@ -73,7 +75,8 @@ def test_gale_table_1_hand_worked(root: Path, tmp_path: Path) -> None:
     assert row["pct_overlap_humans"] == pytest.approx(50.0)
     assert row["pct_overlap_top_class"] == pytest.approx(75.0)
     assert row["pct_overlap_ccmas_class"] == pytest.approx(75.0)
-    exact = run_rating_summary(root, "gale", "s", "toy", "exact").row(0, named=True)
+    with unitsel.Transaction(root) as tx:
+        exact = run_rating_summary(tx, "gale", "s", "toy", "exact").row(0, named=True)
     assert exact["pct_overlap_humans"] == pytest.approx(100 * 2 / 12)
     assert exact["pct_overlap_top_class"] == pytest.approx(50.0)
     assert scan("rating_summary", root).collect().height == 1  # re-run replaced
@@ -92,8 +95,8 @@ def test_bad_ratings_are_located_and_nothing_is_written(root: Path, tmp_path: Pa
     _warehouse(root)
     path = tmp_path / "ratings.csv"
     path.write_text(RATINGS_CSV.replace(*edit, 1))
-    with pytest.raises(InputError, match=message):
-        read_ratings(path, "gale", root)
+    with pytest.raises(InputError, match=message), unitsel.Transaction(root) as tx:
+        read_ratings(tx, path, "gale")
     assert scan("ratings", root).collect().is_empty()
 
 
@@ -102,16 +105,17 @@ def test_bad_annotations_are_located(root: Path, tmp_path: Path) -> None:
     path = tmp_path / "annotations.csv"
     header = "annotator_id,model_id,stimulus_set,stimulus,label,feature,concept\n"
     path.write_text(header + "a1,m,s,0,dog,1,ear\na1,m,s,99,dog,1,ear\n")
-    with pytest.raises(InputError, match=r"row 3, column 'stimulus'"):
-        read_annotations(path, "n", root)
-    path.write_text(header + "a1,m,s,0,dog,1,ear\na1,m,s,0,dog,1,\n")
-    with pytest.raises(InputError, match=r"row 3, column 'feature'.*twice"):
-        read_annotations(path, "n", root)
-    path.write_text(header + "a1,m,s,0,dog,1,ear\n ,m,s,1,dog,1,\n")
-    with pytest.raises(InputError, match=r"row 3, column 'annotator_id'"):
-        read_annotations(path, "n", root)
-    path.write_text(header + "a1,m,s,0,dog,1,ear\na2,m,s,0,dog,1,\n")
-    frame = read_annotations(path, "n", root)
+    with unitsel.Transaction(root) as tx:
+        with pytest.raises(InputError, match=r"row 3, column 'stimulus'"):
+            read_annotations(tx, path, "n")
+        path.write_text(header + "a1,m,s,0,dog,1,ear\na1,m,s,0,dog,1,\n")
+        with pytest.raises(InputError, match=r"row 3, column 'feature'.*twice"):
+            read_annotations(tx, path, "n")
+        path.write_text(header + "a1,m,s,0,dog,1,ear\n ,m,s,1,dog,1,\n")
+        with pytest.raises(InputError, match=r"row 3, column 'annotator_id'"):
+            read_annotations(tx, path, "n")
+        path.write_text(header + "a1,m,s,0,dog,1,ear\na2,m,s,0,dog,1,\n")
+        frame = read_annotations(tx, path, "n")
     assert frame["concept"].to_list() == ["ear", None]
 
 
@@ -122,7 +126,8 @@ def test_significant_features_are_the_minimal_set(root: Path, seed: int) -> None
     acts = np.maximum(rng.normal(size=(n_stimuli, n_features)), 0).astype(np.float32)
     load(root, acts, [classes[i % 3] for i in range(n_stimuli)])
     readout = nn.Linear(n_features, len(classes))
-    ingest_readout(readout, "m", "fc", classes, root)
+    with unitsel.Transaction(root) as tx:
+        ingest_readout(tx, readout, "m", "fc", classes)
     weights = readout.weight.detach().double().numpy()
     with unitsel.connection(root) as con:
         found = con.sql("SELECT stimulus, label, list(feature ORDER BY rank) AS features "
@@ -172,10 +177,11 @@ def test_demo_study_package_and_simulated_studies(demo_root: Path, tmp_path: Pat
     # A ratings file with an unknown panel is refused, located.
     path = tmp_path / "ratings.csv"
     path.write_text("rater_id,panel,trial,response,name\nr1,nope.png,1,yes,dog\n")
-    with pytest.raises(InputError, match=r"row 2, column 'panel'"):
-        read_ratings(path, "simulated-gale-ratings", demo_root)
-    with pytest.raises(InputError, match="no image files"):
-        export_study(demo_root, "x", [("demo-cnn-trained", "classifier.3", "none", 0)],
+    with pytest.raises(InputError, match=r"row 2, column 'panel'"), \
+            unitsel.Transaction(demo_root) as tx:
+        read_ratings(tx, path, "simulated-gale-ratings")
+    with pytest.raises(InputError, match="no image files"), unitsel.Transaction(demo_root) as tx:
+        export_study(tx, "x", [("demo-cnn-trained", "classifier.3", "none", 0)],
                      tmp_path / "study", source="top", stimulus_set="digits")
     assert not (tmp_path / "study").exists()
 
@@ -186,7 +192,8 @@ def test_json_ratings_equal_csv(root: Path, tmp_path: Path) -> None:
     csv.write_text(RATINGS_CSV)
     records = pl.read_csv(csv, infer_schema=False)
     (tmp_path / "ratings.json").write_text(records.write_json())
-    assert read_ratings(tmp_path / "ratings.json", "g", root).equals(read_ratings(csv, "g", root))
+    with unitsel.Transaction(root) as tx:
+        assert read_ratings(tx, tmp_path / "ratings.json", "g").equals(read_ratings(tx, csv, "g"))
 
 
 def test_people_tables_answer_from_the_duckdb_cli(demo_root: Path) -> None:

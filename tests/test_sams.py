@@ -12,7 +12,7 @@ from torch import nn
 from ingest.sams import ingest_sams
 from unitsel.adapters.feature_vis import Settings, generate, to_image
 from unitsel.analyses.distances import run_unit_distances
-from unitsel.warehouse import scan
+from unitsel.warehouse import Transaction, scan
 
 
 class Brightness(nn.Module):
@@ -46,8 +46,8 @@ def test_signals_maximise_their_unit() -> None:
 
 
 def test_ingest_sams_writes_signals_and_ea_s_is_opposite(root: Path) -> None:
-    frame = ingest_sams(Brightness(), "bright", "output", "none", 2, GREY, root,
-                        progress=False)
+    with Transaction(root, progress=False) as tx:
+        frame = ingest_sams(tx, Brightness(), "bright", "output", "none", 2, GREY)
     assert frame.height == 4
     for uri in frame["uri"]:
         assert (root / uri).is_file()
@@ -55,10 +55,12 @@ def test_ingest_sams_writes_signals_and_ea_s_is_opposite(root: Path) -> None:
     m = mu["mean_activation"].to_numpy().reshape(2, 2)
     assert m[0, 0] > 0 > m[0, 1] and m[1, 1] > 0 > m[1, 0]
     # r_01 = (a, -a) and r_10 = (-b, b) point opposite ways: cos -1, distance 1.
-    result = run_unit_distances(root, "bright", "unused", "output", "none", ("ea_s_pairwise",))
+    with Transaction(root) as tx:
+        result = run_unit_distances(tx, "bright", "unused", "output", "none", ("ea_s_pairwise",))
     assert result["stimulus_set"].to_list() == ["synthetic"]
     assert result["distance"][0] == pytest.approx(1.0)
-    ingest_sams(Brightness(), "bright", "output", "none", 2, GREY, root, progress=False)
+    with Transaction(root, progress=False) as tx:
+        ingest_sams(tx, Brightness(), "bright", "output", "none", 2, GREY)
     assert scan("ams", root).collect().height == 4
     folder = root / "images" / "sams" / "bright" / "output" / "none"
     assert len(list(folder.iterdir())) == 4

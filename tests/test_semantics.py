@@ -24,7 +24,7 @@ from unitsel.analyses.semantics import (
 )
 from unitsel.concepts import CIFAR100, IMAGENET, built_in, ingest_concepts, read_csv
 from unitsel.errors import InputError
-from unitsel.warehouse import scan
+from unitsel.warehouse import Transaction, scan
 
 
 def test_install_copies_files_and_writes_the_45_lexnames(tmp_path: Path) -> None:
@@ -120,14 +120,16 @@ CONCEPTS = {"dog": "n02084071", "cat": "n02121620", "car": "n02958343",
 
 
 def _concepts(root: Path) -> list[str]:
-    ingest_concepts(root, "pets", pl.DataFrame({"label": list(CONCEPTS),
-                                                "wnid": list(CONCEPTS.values())}))
+    with Transaction(root) as tx:
+        ingest_concepts(tx, "pets", pl.DataFrame({"label": list(CONCEPTS),
+                                                  "wnid": list(CONCEPTS.values())}))
     return list(CONCEPTS.values())
 
 
 def test_semantic_distances_job_matches_nltk_and_dora(root: Path) -> None:
     wnids = _concepts(root)
-    result = run_semantic_distances(root, "pets", ("path", "lch", "wup"), progress=False)
+    with Transaction(root, progress=False) as tx:
+        result = run_semantic_distances(tx, "pets", ("path", "lch", "wup"))
     assert result.height == 3 * 10
     assert (result["wnid_a"] < result["wnid_b"]).all()
     for row in result.iter_rows(named=True):
@@ -142,7 +144,8 @@ def test_semantic_distances_job_matches_nltk_and_dora(root: Path) -> None:
         assert row["distance_max_scaled"] == pytest.approx(
             1 - nltk_value / top[row["measure"]], abs=1e-12)
     # Re-running replaces the measure's partition.
-    run_semantic_distances(root, "pets", ("path",), progress=False)
+    with Transaction(root, progress=False) as tx:
+        run_semantic_distances(tx, "pets", ("path",))
     assert scan("semantic_distances", root).collect().height == 30
     assert set(result["wnid_a"]) | set(result["wnid_b"]) == set(wnids)
 
@@ -164,8 +167,8 @@ def test_word_vectors_take_the_largest_distance_over_word_pairs(root: Path) -> N
                                            for v in ("great", "white", "shark")))
     assert sims[0, 2] == pytest.approx(cos("dog", "car"))
     _concepts(root)
-    result = run_semantic_distances(root, "pets", ("vectors",), vectors, "toy", "toy vectors",
-                                    progress=False)
+    with Transaction(root, progress=False) as tx:
+        result = run_semantic_distances(tx, "pets", ("vectors",), vectors, "toy", "toy vectors")
     assert result["measure"].unique().to_list() == ["toy"]
     row = result.filter(wnid_a=CONCEPTS["tench"], wnid_b=CONCEPTS["dog"]).row(0, named=True)
     assert row["distance"] == pytest.approx(math.sqrt((1 - cos("tench", "dog")) / 2))

@@ -144,8 +144,7 @@ def test_file_summaries_match_the_definitions(tmp_path_factory: pytest.TempPathF
             together)
 
 
-def test_a_partition_in_several_files_has_the_summaries_of_one(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_partition_in_several_files_has_the_summaries_of_one(tmp_path: Path) -> None:
     rng = np.random.default_rng(7)
     acts = (rng.integers(0, 5, size=(30, 10)) * 0.25).astype(np.float32)
     labels = pl.DataFrame({"stimulus": np.arange(30), "uri": None,
@@ -154,11 +153,10 @@ def test_a_partition_in_several_files_has_the_summaries_of_one(
                                             "wnid": pl.String})
     tables = {}
     for name, file_rows in (("one", 10_000), ("several", 90)):
-        monkeypatch.setattr("ingest._staging.FILE_ROWS", file_rows)
         root = tmp_path / name
         with unitsel.Transaction(root) as tx:
             tx.write(labels.with_columns(stimulus_set=pl.lit("s")), "stimuli")
-            ActivationSink(tx, "m", "s", "test", 30)("l", "none", 0, acts)
+            ActivationSink(tx, "m", "s", "test", 30, file_rows)("l", "none", 0, acts)
         con = unitsel.lake.attach(root.resolve())
         files = con.sql("SELECT count(*) FROM ducklake_list_files('lake', 'activations')"
                         ).fetchone()
@@ -190,8 +188,9 @@ def test_a_second_model_on_a_stimulus_set_leaves_the_first_models_summaries(
             con.close()
 
     def ingest(model_id: str) -> None:
-        ingest_arrays(tmp_path / "acts.npy", tmp_path / "labels.csv", model_id=model_id,
-                      stimulus_set="s", layer="fc", root=root, progress=False)
+        with unitsel.Transaction(root, progress=False) as tx:
+            ingest_arrays(tx, tmp_path / "acts.npy", tmp_path / "labels.csv",
+                          model_id=model_id, stimulus_set="s", layer="fc")
 
     ingest("a")
     first = summary_files("a")

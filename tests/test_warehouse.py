@@ -22,9 +22,10 @@ import unitsel.lake
 import unitsel.summaries
 from unitsel.cli import cli
 from unitsel.errors import InputError
+from unitsel.lake import partition_dir
 from unitsel.names import READ_AS_NULL
 from unitsel.schema import ACTIVATIONS, TABLES
-from unitsel.warehouse import Transaction, partition_dir
+from unitsel.warehouse import Transaction
 
 NAMES = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1,
                 max_size=12).filter(lambda s: s.lower() not in READ_AS_NULL)

@@ -284,12 +284,12 @@ def duckdb_command(root: Path, snapshot: int | None = None, catalog: str | None 
     """The shell command that opens `root` in the DuckDB CLI with every view and macro (at
     `snapshot`: the lake attached read-only at that snapshot before init.sql runs)."""
     from unitsel import lake
-    from unitsel.sqlfiles import sql_home
+    from unitsel.sqlfiles import sql_home, sql_string
 
     root = Path(root).resolve()
     catalog = lake.init(root, catalog)
-    statements = [f"SET VARIABLE wh_root={lake.sql_string(str(root))}",
-                  f"SET VARIABLE wh_catalog={lake.sql_string(catalog)}"]
+    statements = [f"SET VARIABLE wh_root={sql_string(str(root))}",
+                  f"SET VARIABLE wh_catalog={sql_string(catalog)}"]
     if snapshot is not None:
         statements += [lake.load_sql(), lake.attach_sql(root, catalog, snapshot=snapshot)]
     duckdb = Path(sys.executable).with_name("duckdb")

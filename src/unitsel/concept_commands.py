@@ -1,5 +1,5 @@
 """`unitsel analyse concepts`: WWW concept scores of a layer (and, for output layers, their
-evaluation against the class labels); registered on the CLI by `unitsel.cli`."""
+evaluation against the class labels); registered on the CLI by entry points."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from pathlib import Path
 
 import click
 
-from unitsel.cli import NAME, analyse, layer_options, root_option
+from unitsel.options import NAME, job, layer_options, root_option
 
 
-@analyse.command("concepts")
+@click.command("concepts")
 @layer_options("Probe set: the units' top stimuli.")
 @click.option("--encoder", required=True, help="Encoder of the stored image/text embeddings.")
 @click.option("--concept-set", type=NAME, required=True, help="Embedded concept texts.")
@@ -33,11 +33,14 @@ def concepts(model_id: str, stimulus_set: str, layer: str, pool: str, encoder: s
     from unitsel.adapters.encoders import SentenceTransformerText
     from unitsel.analyses.concept_scores import run_concept_scores, run_evaluation
 
-    result = run_concept_scores(root, model_id, stimulus_set, layer, pool, encoder, concept_set,
-                                crop, similarity, kappa, n, alpha, template,
-                                inclusive=inclusive)
+    with job(root) as tx:
+        result = run_concept_scores(tx, model_id, stimulus_set, layer, pool, encoder,
+                                    concept_set, crop, similarity, kappa, n, alpha, template,
+                                    inclusive=inclusive)
     click.echo(f"concept_scores: {result.filter('is_concept').height} concepts of "
                f"{result['unit'].n_unique()} units")
     if label_set is not None:
-        click.echo(run_evaluation(root, model_id, stimulus_set, layer, pool, encoder, crop,
-                                  similarity, concept_set, label_set, SentenceTransformerText()))
+        with job(root) as tx:  # a job of its own: it reads the scores just committed
+            click.echo(run_evaluation(tx, model_id, stimulus_set, layer, pool, encoder, crop,
+                                      similarity, concept_set, label_set,
+                                      SentenceTransformerText()))

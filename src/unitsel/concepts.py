@@ -85,9 +85,8 @@ def concept_frame(concept_set: str, labels: pl.DataFrame) -> pl.DataFrame:
     })
 
 
-def ingest_concepts(root: Path, concept_set: str, labels: pl.DataFrame) -> pl.DataFrame:
+def ingest_concepts(tx: Transaction, concept_set: str, labels: pl.DataFrame) -> pl.DataFrame:
     """Write (replace) a concept set; return its rows."""
     frame = concept_frame(concept_set, labels)
-    with Transaction(root) as tx:
-        tx.write(frame, CONCEPTS)
+    tx.write(frame, CONCEPTS)
     return frame

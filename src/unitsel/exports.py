@@ -9,7 +9,7 @@ import polars as pl
 
 from unitsel.analyses.category import category_metrics
 from unitsel.errors import InputError
-from unitsel.warehouse import connection
+from unitsel.warehouse import Transaction
 
 
 def _check_suffix(out: Path) -> None:
@@ -32,12 +32,12 @@ def write_file(frame: pl.DataFrame, out: Path) -> int:
     return frame.height
 
 
-def export_selectivity(root: Path, out: Path, *, model_id: str, stimulus_set: str,
+def export_selectivity(tx: Transaction, out: Path, *, model_id: str, stimulus_set: str,
                        layer: str | None, pool: str, correct_only: bool) -> int:
     """Write the `selectivity` rows of one model and stimulus set (one layer, or all) to a
     .csv or .parquet file, atomically. Returns the number of rows."""
     _check_suffix(out)
-    with connection(root) as con:
+    with tx.sql() as con:
         frame = con.execute(
             "SELECT * EXCLUDE (subset) FROM selectivity WHERE model_id = $model "
             "AND stimulus_set = $set AND pool = $pool AND subset = $subset "
@@ -52,9 +52,9 @@ def export_selectivity(root: Path, out: Path, *, model_id: str, stimulus_set: st
     return write_file(frame, out)
 
 
-def export_category(root: Path, out: Path, *, model_id: str, stimulus_set: str, category: str,
-                    layer: str | None, pool: str | None) -> int:
+def export_category(tx: Transaction, out: Path, *, model_id: str, stimulus_set: str,
+                    category: str, layer: str | None, pool: str | None) -> int:
     """Write every unit's category selectivity (Lado & Dobs) to a .csv or .parquet file."""
     _check_suffix(out)
-    frame = category_metrics(root, model_id, stimulus_set, category, layer, pool)
+    frame = category_metrics(tx, model_id, stimulus_set, category, layer, pool)
     return write_file(frame.drop("subset").sort("layer", "pool", "unit"), out)

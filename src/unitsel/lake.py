@@ -385,7 +385,8 @@ def _commits_since(root: Path, catalog_path: str, snapshot: int | None) -> str:
 ORPHAN_AGE_HOURS = 24
 
 
-def clean(root: Path, catalog: str | None = None, *, orphan_age_hours: float = ORPHAN_AGE_HOURS,
+def clean(root: Path, catalog: str | None = None, *,
+          orphan_age_hours: float = ORPHAN_AGE_HOURS,
           expire_days: float | None = None) -> dict[str, int]:
     """DuckLake's own clean-up: delete data files no snapshot lists that are older than
     `orphan_age_hours` (left by killed jobs) and, with `expire_days`, forget snapshots older

@@ -1,5 +1,5 @@
 """`unitsel export-study`, `unitsel dashboard` and the people analyses of `unitsel analyse`
-(Gale's Table 1, interactive-naming agreement); registered on the CLI by `unitsel.cli`."""
+(Gale's Table 1, interactive-naming agreement); registered on the CLI by entry points."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from pathlib import Path
 
 import click
 
-from unitsel.cli import NAME, analyse, cli, root_option
+from unitsel.options import NAME, job, root_option, settings
 
 
-@analyse.command("ratings")
+@click.command("ratings")
 @click.option("--study-id", type=NAME, required=True)
 @click.option("--stimulus-set", type=NAME, required=True,
               help="Set the units' top / CCMAS classes are on.")
@@ -23,22 +23,24 @@ def ratings(study_id: str, stimulus_set: str, concept_set: str, match_rule: str,
     """Gale et al.'s Table 1 per layer from a ratings study -> rating_summary."""
     from unitsel.analyses.ratings import run_rating_summary
 
-    result = run_rating_summary(root, study_id, stimulus_set, concept_set, match_rule)
+    with job(root) as tx:
+        result = run_rating_summary(tx, study_id, stimulus_set, concept_set, match_rule)
     click.echo(result.drop("study_id", "match_rule"))
 
 
-@analyse.command("agreement")
+@click.command("agreement")
 @click.option("--study-id", type=NAME, required=True)
 @root_option
 def agreement(study_id: str, root: Path) -> None:
     """Coverage, purity, Jaccard, D = 1 / D = 2 agreement of an annotation study."""
     from unitsel.analyses.agreement import run_agreement
 
-    tables = run_agreement(root, study_id)
+    with job(root) as tx:
+        tables = run_agreement(tx, study_id)
     click.echo(tables["annotation_agreement"].drop("study_id"))
 
 
-@cli.command("export-study")
+@click.command("export-study")
 @click.option("--study-id", type=NAME, required=True)
 @click.option("--model-id", type=NAME, required=True)
 @click.option("--layer", type=NAME, required=True)
@@ -60,19 +62,17 @@ def export_study_command(study_id: str, model_id: str, layer: str, pool: str,
                          root: Path) -> None:
     """Write a rating study package: 10 x 10 panels per unit and a manifest CSV."""
     from unitsel.study import export_study
-    from unitsel.warehouse import connection
 
-    if units is None:
-        with connection(root) as con:
-            found = con.execute("SELECT n_units FROM layers WHERE model_id = $1 AND layer = $2 "
-                                "AND pool = $3", [model_id, layer, pool]).fetchone()
-        if found is None:
-            raise click.ClickException(f"no layer {layer} {pool} of {model_id}")
-        chosen = list(range(int(found[0])))
-    else:
-        chosen = units
-    manifest = export_study(root, study_id, [(model_id, layer, pool, u) for u in chosen], out,
-                            source, stimulus_set, images, lists, seed)
+    with job(root) as tx:
+        if units is None:
+            with tx.sql() as con:
+                found = con.execute("SELECT n_units FROM layers WHERE model_id = $1 AND "
+                                    "layer = $2 AND pool = $3", [model_id, layer, pool]).fetchone()
+            if found is None:
+                raise click.ClickException(f"no layer {layer} {pool} of {model_id}")
+            units = list(range(int(found[0])))
+        manifest = export_study(tx, study_id, [(model_id, layer, pool, u) for u in units], out,
+                                source, stimulus_set, images, lists, seed)
     click.echo(f"wrote {manifest.height} panels and {out / 'manifest.csv'}")
 
 
@@ -100,7 +100,7 @@ def dashboards_home() -> Path:
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-@cli.command()
+@click.command()
 @click.option("--port", default=8501, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on. The dashboards have no authentication: another "
@@ -118,7 +118,9 @@ def dashboard(port: int, host: str, headless: bool, root: Path) -> None:
 
     from unitsel.warehouse import init
 
-    environment = os.environ | {"UNITSEL_ROOT": str(init(root).resolve())}
+    catalog = settings().catalog
+    environment = os.environ | {"UNITSEL_ROOT": str(init(root, catalog).resolve())} | (
+        {"UNITSEL_CATALOG": catalog} if catalog else {})
     if host not in LOOPBACK:
         click.echo(f"warning: listening on {host}: anyone who can reach port {port} there can "
                    "read this warehouse (the dashboards have no authentication)", err=True)

@@ -1,5 +1,5 @@
 """`unitsel wordnet` and the DORA analyses of `unitsel analyse` (semantic baselines, functional
-distances, Mantel tests, outliers, atlas); registered on the CLI by `unitsel.cli`."""
+distances, Mantel tests, outliers, atlas); registered through entry points (pyproject.toml)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ from pathlib import Path
 import click
 import polars as pl
 
-from unitsel.cli import NAME, F, analyse, cli, layer_options, root_option
+from unitsel.options import NAME, F, job, layer_options, root_option
 
 
 def _names(text: str | None) -> tuple[str, ...] | None:
     return None if text is None else tuple(v.strip() for v in text.split(",") if v.strip())
 
 
-@cli.command("wordnet")
+@click.command("wordnet")
 @click.option("--source", type=click.Path(file_okay=False, path_type=Path),
               default=Path("/usr/share/wordnet"), show_default=True,
               help="Debian's WordNet 3.0 files (packages wordnet-base, wordnet-sense-index).")
@@ -34,7 +34,7 @@ def _measure_option(default: str, help_text: str) -> Callable[[F], F]:
     return click.option("--measures", default=default, show_default=True, help=help_text)
 
 
-@analyse.command("semantic")
+@click.command("semantic")
 @click.option("--concept-set", type=NAME, required=True,
               help="As ingested by `unitsel ingest concepts`.")
 @_measure_option("path,lch,wup,vectors", "Comma-separated semantic measures (vectors: the "
@@ -51,17 +51,15 @@ def semantic(concept_set: str, measures: str, vectors: Path | None, vectors_name
     """WordNet and word-vector distances between every pair of concepts -> semantic_distances."""
     from unitsel.analyses.semantics import load_vectors, run_semantic_distances
 
-    if vectors is None:
-        result = run_semantic_distances(root, concept_set, _names(measures) or ())
-    else:
-        result = run_semantic_distances(root, concept_set, _names(measures) or (),
-                                        load_vectors(vectors, binary, glove),
+    given = () if vectors is None else (load_vectors(vectors, binary, glove),
                                         vectors_name or vectors.stem, str(vectors.resolve()))
+    with job(root) as tx:
+        result = run_semantic_distances(tx, concept_set, _names(measures) or (), *given)
     click.echo(result.group_by("measure", maintain_order=True).agg(
         pairs=pl.len(), mean_distance=pl.col("distance").mean()))
 
 
-@analyse.command("distances")
+@click.command("distances")
 @layer_options("Set of the data-aware measures.")
 @_measure_option("minkowski,pearson,spearman,ea_n_pairwise,ea_n_layerwise",
                  "Comma-separated; ea_s_* need `unitsel ingest sams` first.")
@@ -75,13 +73,14 @@ def distances(model_id: str, stimulus_set: str, layer: str, pool: str, measures:
     """Functional distances between a layer's units -> unit_distances (+ ams for EA_n)."""
     from unitsel.analyses.distances import run_unit_distances
 
-    result = run_unit_distances(root, model_id, stimulus_set, layer, pool,
-                                _names(measures) or (), p=p, n=n, d=d, seed=seed)
+    with job(root) as tx:
+        result = run_unit_distances(tx, model_id, stimulus_set, layer, pool,
+                                    _names(measures) or (), p=p, n=n, d=d, seed=seed)
     click.echo(result.group_by("measure", "setting", maintain_order=True).agg(
         pairs=pl.len(), mean_distance=pl.col("distance").mean()))
 
 
-@analyse.command("mantel")
+@click.command("mantel")
 @click.option("--concept-set", type=NAME, required=True, help="Concepts of the layer's units.")
 @click.option("--model-id", "model_ids", type=NAME, required=True, multiple=True,
               help="Repeat for a batch over models.")
@@ -106,13 +105,14 @@ def mantel(concept_set: str, model_ids: tuple[str, ...], layer: str, pool: str,
     """Mantel tests, every functional measure x baseline x model -> mantel_results."""
     from unitsel.analyses.mantel import run_mantel
 
-    result = run_mantel(root, concept_set, model_ids, layer, pool, _names(measures),
-                        _names(baselines), method, alternative, permutations, seed, conversion,
-                        workers)
+    with job(root) as tx:
+        result = run_mantel(tx, concept_set, model_ids, layer, pool, _names(measures),
+                            _names(baselines), method, alternative, permutations, seed,
+                            conversion, workers)
     click.echo(result.select("model_id", "stimulus_set", "measure", "baseline", "r", "p", "n"))
 
 
-@analyse.command("outliers")
+@click.command("outliers")
 @layer_options("'synthetic' for EA_s.")
 @click.option("--measure", required=True, help="Stored functional measure.")
 @click.option("--detectors", default="lof,iforest,ocsvm,abod,feature_bagging",
@@ -130,14 +130,15 @@ def outliers(model_id: str, stimulus_set: str, layer: str, pool: str, measure: s
     from unitsel.analyses.outliers import run_outliers
 
     truth_units = None if truth is None else [int(u) for u in _names(truth) or ()]
-    result = run_outliers(root, model_id, stimulus_set, layer, pool, measure,
-                          _names(detectors) or (), contamination, truth_units, repeats)
+    with job(root) as tx:
+        result = run_outliers(tx, model_id, stimulus_set, layer, pool, measure,
+                              _names(detectors) or (), contamination, truth_units, repeats)
     flagged = result.filter("is_outlier").group_by("detector", maintain_order=True).agg(
         units=pl.col("unit").sort())
     click.echo(flagged)
 
 
-@analyse.command("atlas")
+@click.command("atlas")
 @layer_options("'synthetic' for EA_s.")
 @click.option("--measure", required=True, help="Stored functional measure.")
 @click.option("--concept-set", type=NAME, default=None,
@@ -150,6 +151,7 @@ def atlas(model_id: str, stimulus_set: str, layer: str, pool: str, measure: str,
     """UMAP representation atlas from a distance matrix -> unit_atlas."""
     from unitsel.analyses.atlas import run_atlas
 
-    result = run_atlas(root, model_id, stimulus_set, layer, pool, measure, concept_set, depth,
-                       seed)
+    with job(root) as tx:
+        result = run_atlas(tx, model_id, stimulus_set, layer, pool, measure, concept_set, depth,
+                           seed)
     click.echo(f"unit_atlas: {result.height} units of {layer} ({measure})")

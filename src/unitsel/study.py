@@ -15,24 +15,24 @@ import numpy as np
 import polars as pl
 
 from unitsel.errors import InputError
-from unitsel.schema import STUDY_PANELS
 from unitsel.files import replaced_folder
-from unitsel.warehouse import Transaction, connection
+from unitsel.schema import STUDY_PANELS
+from unitsel.warehouse import Transaction
 
 GRID = 10
 TILE = 64
 SOURCES = ("ams", "top")
 
 
-def _tile_paths(root: Path, source: str, model_id: str, layer: str, pool: str, unit: int,
+def _tile_paths(tx: Transaction, source: str, model_id: str, layer: str, pool: str, unit: int,
                 stimulus_set: str | None, images: Path | None) -> list[Path]:
-    with connection(root) as con:
+    with tx.sql() as con:
         if source == "ams":
             uris = [r[0] for r in con.execute(
                 "SELECT uri FROM ams WHERE model_id = $1 AND layer = $2 AND pool = $3 AND "
                 "unit = $4 AND uri IS NOT NULL ORDER BY signal LIMIT 100",
                 [model_id, layer, pool, unit]).fetchall()]
-            return [root / uri for uri in uris]
+            return [tx.root / uri for uri in uris]
         rows = con.execute(
             "SELECT s.uri FROM unit_top t JOIN stimuli s USING (stimulus_set, stimulus) "
             "WHERE t.model_id = $1 AND t.stimulus_set = $2 AND t.layer = $3 AND t.pool = $4 "
@@ -40,7 +40,7 @@ def _tile_paths(root: Path, source: str, model_id: str, layer: str, pool: str, u
             [model_id, stimulus_set, layer, pool, unit]).fetchall()
     if any(uri is None for (uri,) in rows):
         raise InputError(f"stimulus set {stimulus_set!r} has no image files; use source 'ams'")
-    folder = images or root / "images" / str(stimulus_set)
+    folder = images or tx.root / "images" / str(stimulus_set)
     return [folder / uri for (uri,) in rows]
 
 
@@ -60,8 +60,8 @@ def panel_image(paths: list[Path]) -> np.ndarray:
     return panel
 
 
-def export_study(root: Path, study_id: str, units: list[tuple[str, str, str, int]], out: Path,
-                 source: str = "ams", stimulus_set: str | None = None,
+def export_study(tx: Transaction, study_id: str, units: list[tuple[str, str, str, int]],
+                 out: Path, source: str = "ams", stimulus_set: str | None = None,
                  images: Path | None = None, lists: int = 4, seed: int = 0) -> pl.DataFrame:
     """Write `out/panels/*.png` and `out/manifest.csv` (replacing `out`, in one move) and
     `study_panels`."""
@@ -79,7 +79,7 @@ def export_study(root: Path, study_id: str, units: list[tuple[str, str, str, int
         rows = []
         for position, index in enumerate(order):
             model_id, layer, pool, unit = units[index]
-            paths = _tile_paths(root, source, model_id, layer, pool, unit, stimulus_set, images)
+            paths = _tile_paths(tx, source, model_id, layer, pool, unit, stimulus_set, images)
             if not paths:
                 raise InputError(f"no {source} images for {model_id} {layer} {pool} unit {unit}")
             panel = f"{study_id}-{index:05d}.png"
@@ -88,7 +88,6 @@ def export_study(root: Path, study_id: str, units: list[tuple[str, str, str, int
                          "unit": unit, "source": source, "list": position % lists})
         manifest = pl.DataFrame(rows, schema_overrides={"unit": pl.Int32, "list": pl.Int32})
         manifest.sort("list", "panel").write_csv(staging / "manifest.csv")
-        with Transaction(root) as tx:
-            tx.write(manifest.with_columns(study_id=pl.lit(study_id))
-                     .select(STUDY_PANELS.column_names), STUDY_PANELS)
+        tx.write(manifest.with_columns(study_id=pl.lit(study_id))
+                 .select(STUDY_PANELS.column_names), STUDY_PANELS)
     return manifest

@@ -13,9 +13,9 @@ partition writes:
 - `summary_builds`: k and the layout version the summaries were built with.
 
 Summaries are built inside the commit of the job that writes their inputs (activations, the
-stimulus set, the predictions), from that commit's own view of the lake, so a snapshot's
-summaries always agree with its activations. `refresh` rebuilds those built by an older
-layout (or never built: a migrated warehouse).
+stimulus set, the predictions), from that commit's own view of the lake, by the commit step
+`Build`, so a snapshot's summaries always agree with its activations. `stale` lists those
+built by an older layout (or never built: a migrated warehouse) for a job to rebuild.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import polars as pl
 
 from unitsel import lake
 from unitsel.schema import ACTIVATIONS, PREDICTIONS, STIMULI, SUMMARY_BUILDS, TABLES
+from unitsel.sqlfiles import sql_string
 
 if TYPE_CHECKING:
     import duckdb
@@ -50,7 +51,7 @@ _DERIVED = [t for t in TABLES.values() if t.derived]
 
 
 def _where(part: Partition, keys: tuple[str, ...] = _KEYS) -> str:
-    return " AND ".join(f"{k} = {lake.sql_string(part[k])}" for k in keys)
+    return " AND ".join(f"{k} = {sql_string(part[k])}" for k in keys)
 
 
 class Build:
@@ -162,9 +163,9 @@ def _labels(con: duckdb.DuckDBPyConnection, part: Partition) -> pl.DataFrame:
 
 def _batches(files: list[tuple[Partition, FileKey]]
              ) -> list[tuple[list[tuple[Partition, FileKey]], int]]:
-    """Files grouped into tasks of at most `lake.DATA_FILE_ROWS` rows (a larger file is a task of its
-    own), so that a network's hundred small layers are a few tasks, not a hundred; with each
-    task's row count."""
+    """Files grouped into tasks of at most `lake.DATA_FILE_ROWS` rows (a larger file is a task
+    of its own), so that a network's hundred small layers are a few tasks, not a hundred; with
+    each task's row count."""
     import pyarrow.parquet as pq
 
     batches: list[tuple[list[tuple[Partition, FileKey]], int]] = []
@@ -241,7 +242,7 @@ def summarise_files(root: str, files: list[tuple[Partition, str]], labels: pl.Da
                 COPY (SELECT f.file, {', '.join(f'f.{key}' for key in _KEYS)},
                              q.* REPLACE ((q.unit - f.base + f.low)::INTEGER AS unit)
                       FROM ({query}) q ASOF JOIN files_in f ON q.unit >= f.base)
-                TO {lake.sql_string(f"{scratch}/{name}")}
+                TO {sql_string(f"{scratch}/{name}")}
                 (FORMAT parquet, PARTITION_BY (file))""")
             for i, (part, _) in enumerate(files):
                 written = sorted(Path(scratch, name, f"file={i}").glob("*.parquet"))

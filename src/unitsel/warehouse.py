@@ -261,7 +261,7 @@ class Transaction:
         ident = (t.name, tuple(values[k] for k in t.partition_by), block)
         staged = self._files.get(ident)
         if staged is None:
-            folder = partition_dir(self.root, t, values)
+            folder = lake.partition_dir(self.root, t, values)
             staged = _StagedFile(folder / f"unitsel-{uuid.uuid4().hex}.parquet", t, values)
             self._files[ident] = staged
         staged.add(frame.to_arrow())

@@ -41,3 +41,8 @@ SELECT true, false, NULL::BOOLEAN;
 -- case: precision over fewer stimuli than k
 SELECT sel_precision(95, 100, 1000), sel_precision(30, 100, 40);
 SELECT 0.95, 0.75;
+
+-- case: the selectivity view's columns (a new metric column also goes in docs/metrics.md, in METRICS of tests/test_selectivity.py, and in layer_selectivity if it has a per-layer summary)
+SELECT string_agg(column_name, ', ' ORDER BY column_index) FROM duckdb_columns()
+WHERE database_name = 'memory' AND table_name = 'selectivity';
+SELECT 'model_id, stimulus_set, layer, pool, subset, unit, n_stimuli, top_label, top_class_selectivity, is_localist, ccmas_label, ccmas, ccmas2_label, ccmas2, ccmas_class_mean, ccmas2_class_mean, precision_label, precision_100, precision_60';

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from unitsel.errors import InputError
-from unitsel.warehouse import connection
+from unitsel.warehouse import Transaction
 
 
-def activation_matrix(root: Path, model_id: str, stimulus_set: str, layer: str, pool: str,
-                      units: list[int] | None = None,
-                          snapshot: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def activation_matrix(tx: Transaction, model_id: str, stimulus_set: str, layer: str, pool: str,
+                      units: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Stimuli x units float64 activations (stimuli ascending; columns the ascending `units`,
     default every unit) and the stimuli's labels."""
     where = "model_id = $1 AND stimulus_set = $2 AND layer = $3 AND pool = $4"
-    with connection(root, snapshot=snapshot) as con:
+    with tx.sql() as con:
         long = con.execute(f"""
             SELECT stimulus, unit, activation FROM activations
             WHERE {where} AND ($5::INTEGER[] IS NULL OR list_contains($5, unit))

@@ -22,14 +22,12 @@ from __future__ import annotations
 
 import itertools
 import re
-from pathlib import Path
 
 import numpy as np
 import polars as pl
 
 from unitsel import wordnet
 from unitsel.errors import InputError
-from unitsel.lake import current_snapshot
 from unitsel.schema import (
     ANNOTATION_AGREEMENT,
     ANNOTATION_COVERAGE,
@@ -40,7 +38,7 @@ from unitsel.schema import (
     NAMING_COUNTS,
     Table,
 )
-from unitsel.warehouse import Transaction, scan
+from unitsel.warehouse import Transaction
 
 ACTIVATION = ["model_id", "stimulus_set", "stimulus", "label", "feature"]
 _STOPWORDS = frozenset({"a", "an", "and", "the", "of", "with", "in", "on", "at", "to", "or"})
@@ -236,10 +234,9 @@ def explanation_summaries(ann: pl.DataFrame) -> pl.DataFrame:
                   descending=[False, False, True, False]))
 
 
-def run_agreement(root: Path, study_id: str) -> dict[str, pl.DataFrame]:
+def run_agreement(tx: Transaction, study_id: str) -> dict[str, pl.DataFrame]:
     """Compute every agreement table of a study and write (replace) them."""
-    snapshot = current_snapshot(root)  # every read and the results pin it
-    ann = scan(ANNOTATIONS, root, snapshot=snapshot).filter(study_id=study_id).collect()
+    ann = tx.scan(ANNOTATIONS).filter(study_id=study_id).collect()
     if ann.is_empty():
         raise InputError(f"no annotations in study {study_id!r}; ingest them with "
                          "`unitsel ingest annotations`")
@@ -260,10 +257,9 @@ def run_agreement(root: Path, study_id: str) -> dict[str, pl.DataFrame]:
         NAMING_COUNTS: naming_counts(ann),
         EXPLANATION_SUMMARIES: explanation_summaries(ann),
     }
-    with Transaction(root, snapshot=snapshot) as tx:
-        for t, frame in tables.items():
-            tables[t] = frame.with_columns(study_id=pl.lit(study_id)).select(t.written_columns)
-            tx.write(tables[t], t)
+    for t, frame in tables.items():
+        tables[t] = frame.with_columns(study_id=pl.lit(study_id)).select(t.written_columns)
+        tx.write(tables[t], t)
     return {t.name: frame for t, frame in tables.items()}
 
 

@@ -9,7 +9,6 @@ groups such as animal.n.01, device.n.01, container.n.01, clothing.n.01.
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -18,7 +17,6 @@ from unitsel import wordnet
 from unitsel.analyses.distances import distance_matrix
 from unitsel.analyses.semantics import concept_set_frame
 from unitsel.errors import InputError
-from unitsel.lake import current_snapshot
 from unitsel.schema import UNIT_ATLAS
 from unitsel.warehouse import Transaction
 
@@ -44,16 +42,15 @@ def umap_coordinates(matrix: np.ndarray, seed: int = 0) -> np.ndarray:
         return np.asarray(reducer.fit_transform(matrix), float)
 
 
-def run_atlas(root: Path, model_id: str, stimulus_set: str, layer: str, pool: str, measure: str,
-              concept_set: str | None = None, depth: int = 6, seed: int = 0) -> pl.DataFrame:
+def run_atlas(tx: Transaction, model_id: str, stimulus_set: str, layer: str, pool: str,
+              measure: str, concept_set: str | None = None, depth: int = 6,
+              seed: int = 0) -> pl.DataFrame:
     """Write (replace) the atlas of one stored functional measure."""
-    snapshot = current_snapshot(root)  # every read and the results pin it
-    setting, matrix = distance_matrix(root, model_id, stimulus_set, layer, pool, measure,
-                                      snapshot=snapshot)
+    setting, matrix = distance_matrix(tx, model_id, stimulus_set, layer, pool, measure)
     n = matrix.shape[0]
     wnids: list[str | None] = [None] * n
     if concept_set is not None:
-        concepts = concept_set_frame(root, concept_set, snapshot=snapshot)
+        concepts = concept_set_frame(tx, concept_set)
         if concepts.height != n:
             raise InputError(f"concept set {concept_set!r} has {concepts.height} concepts but "
                              f"{layer} has {n} units")
@@ -67,6 +64,5 @@ def run_atlas(root: Path, model_id: str, stimulus_set: str, layer: str, pool: st
         "hypernym": pl.Series([None if w is None else hypernym(w, depth) for w in wnids],
                               dtype=pl.String),
     })
-    with Transaction(root, snapshot=snapshot) as tx:
-        tx.write(result, UNIT_ATLAS)
+    tx.write(result, UNIT_ATLAS)
     return result

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import polars as pl
 
 from unitsel.errors import InputError
-from unitsel.warehouse import connection
+from unitsel.warehouse import Transaction
 
 # Each metric's continuous value (what units are ranked by) and its selection flag.
 METRICS = {
@@ -18,12 +16,11 @@ METRICS = {
 }
 
 
-def category_metrics(root: Path, model_id: str, stimulus_set: str, category: str,
-                     layer: str | None = None, pool: str | None = None,
-                         snapshot: int | None = None) -> pl.DataFrame:
+def category_metrics(tx: Transaction, model_id: str, stimulus_set: str, category: str,
+                     layer: str | None = None, pool: str | None = None) -> pl.DataFrame:
     """`category_selectivity` rows for one model (optionally one layer and pool); an error
     naming what exists when nothing matches."""
-    with connection(root, snapshot=snapshot) as con:
+    with tx.sql() as con:
         frame = con.execute(
             "SELECT * FROM category_selectivity($set, $category, model_name := $model, "
             "layer_name := $layer, pool_name := $pool)",

@@ -17,17 +17,13 @@ Stored per unit: its concepts and the `keep` best-scoring others.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import polars as pl
 
-from unitsel import compute
 from unitsel.adapters.encoders import TextEncoder
 from unitsel.errors import InputError
-from unitsel.lake import current_snapshot
 from unitsel.schema import CONCEPT_EVALUATION, CONCEPT_SCORES, IMAGE_EMBEDDINGS, TEXT_EMBEDDINGS
-from unitsel.warehouse import Transaction, connection, scan
+from unitsel.warehouse import Transaction
 
 SIMILARITIES = ("cos", "tvmf")
 TEMPLATE_SET = "templates"
@@ -90,27 +86,21 @@ def _score_group(texts: np.ndarray, template: np.ndarray, concepts: np.ndarray,
     return pl.concat(frames)
 
 
-def run_concept_scores(root: Path, model_id: str, stimulus_set: str, layer: str, pool: str,
-                       encoder: str, concept_set: str, crop: str = "center",
+def run_concept_scores(tx: Transaction, model_id: str, stimulus_set: str, layer: str,
+                       pool: str, encoder: str, concept_set: str, crop: str = "center",
                        similarity: str = "cos", kappa: float = 0.0, n: int = 40,
                        alpha: float = 0.95, template: str = "a photo of a", keep: int = 5,
-                       inclusive: bool = False,
-                       group: int = 64, progress: bool = True) -> pl.DataFrame:
+                       inclusive: bool = False, group: int = 64) -> pl.DataFrame:
     """Score every unit of a layer against a concept set; write (replace) the partition."""
-    snapshot = current_snapshot(root)  # every read and the results pin it
-    texts = scan(TEXT_EMBEDDINGS, root, snapshot=snapshot).filter(encoder=encoder,
-                                                                  concept_set=concept_set) \
-        .sort("concept").collect()
-    base = scan(TEXT_EMBEDDINGS, root, snapshot=snapshot).filter(encoder=encoder,
-                                                                 concept_set=TEMPLATE_SET,
-                                              concept=template).collect()
+    embedded = tx.scan(TEXT_EMBEDDINGS).filter(encoder=encoder)
+    texts = embedded.filter(concept_set=concept_set).sort("concept").collect()
+    base = embedded.filter(concept_set=TEMPLATE_SET, concept=template).collect()
     if texts.is_empty() or base.is_empty():
         raise InputError(f"no {encoder} text embeddings of concept set {concept_set!r} and "
                          f"template {template!r}; embed them with `unitsel ingest texts`")
-    images = scan(IMAGE_EMBEDDINGS, root, snapshot=snapshot).filter(encoder=encoder,
-                                                                    stimulus_set=stimulus_set,
-                                                  crop=crop).collect()
-    with connection(root, snapshot=snapshot) as con:
+    images = tx.scan(IMAGE_EMBEDDINGS).filter(encoder=encoder, stimulus_set=stimulus_set,
+                                              crop=crop).collect()
+    with tx.sql() as con:
         top = con.execute(
             "SELECT unit, list(stimulus ORDER BY rank) AS stimuli FROM unit_top WHERE "
             "model_id = $1 AND stimulus_set = $2 AND layer = $3 AND pool = $4 AND "
@@ -129,9 +119,9 @@ def run_concept_scores(root: Path, model_id: str, stimulus_set: str, layer: str,
               image_matrix[np.asarray([[row_of[x] for x in ss]
                                        for ss in stimuli[start:start + group]])])
              for start in range(0, len(units), group)]
-    with compute.runner() as run:
+    with tx.runner() as run:
         frames = run.map(_score_group, tasks, desc="concept scores", unit="group",
-                         progress=progress,
+                         progress=tx.progress,
                          shared=(_matrix(texts), _matrix(base)[0],
                                  np.asarray(texts["concept"]), similarity, kappa, alpha, inclusive,
                                  keep))
@@ -139,8 +129,7 @@ def run_concept_scores(root: Path, model_id: str, stimulus_set: str, layer: str,
         model_id=pl.lit(model_id), stimulus_set=pl.lit(stimulus_set), layer=pl.lit(layer),
         pool=pl.lit(pool), encoder=pl.lit(encoder), crop=pl.lit(crop),
         similarity=pl.lit(similarity), concept_set=pl.lit(concept_set))
-    with Transaction(root, snapshot=snapshot) as tx:
-        tx.write(result.select(CONCEPT_SCORES.written_columns), CONCEPT_SCORES)
+    tx.write(result.select(CONCEPT_SCORES.written_columns), CONCEPT_SCORES)
     return result
 
 
@@ -160,17 +149,15 @@ def evaluate(concepts: list[list[str]], labels: list[str], eval_encoder: TextEnc
             "hit_rate": float(np.mean(hits))}
 
 
-def run_evaluation(root: Path, model_id: str, stimulus_set: str, layer: str, pool: str,
+def run_evaluation(tx: Transaction, model_id: str, stimulus_set: str, layer: str, pool: str,
                    encoder: str, crop: str, similarity: str, concept_set: str,
                    label_set: str, eval_encoder: TextEncoder) -> pl.DataFrame:
     """Evaluate stored concept scores of output units (unit i = class index i of `label_set`,
     whose lemmas with spaces are the label texts); write (replace) the row."""
-    snapshot = current_snapshot(root)  # every read and the results pin it
     from unitsel.analyses.semantics import concept_set_frame
 
-    labels = [n.replace("_", " ") for n in concept_set_frame(root, label_set,
-                                                             snapshot=snapshot)["name"]]
-    chosen = (scan(CONCEPT_SCORES, root, snapshot=snapshot)
+    labels = [n.replace("_", " ") for n in concept_set_frame(tx, label_set)["name"]]
+    chosen = (tx.scan(CONCEPT_SCORES)
               .filter(model_id=model_id, stimulus_set=stimulus_set, layer=layer, pool=pool,
                       encoder=encoder, crop=crop, similarity=similarity,
                       concept_set=concept_set, is_concept=True)
@@ -184,6 +171,5 @@ def run_evaluation(root: Path, model_id: str, stimulus_set: str, layer: str, poo
         "model_id": model_id, "stimulus_set": stimulus_set, "layer": layer, "pool": pool,
         "encoder": encoder, "crop": crop, "similarity": similarity, "concept_set": concept_set,
         "eval_encoder": eval_encoder.name, "n_units": chosen.height, **row}])
-    with Transaction(root, snapshot=snapshot) as tx:
-        tx.write(result, CONCEPT_EVALUATION)
+    tx.write(result, CONCEPT_EVALUATION)
     return result

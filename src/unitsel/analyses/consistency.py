@@ -9,24 +9,21 @@ describes, is Spearman's rho of A and B: both sides are ranked (ties at their me
 from __future__ import annotations
 
 from itertools import combinations
-from pathlib import Path
 
 import polars as pl
 
 from unitsel.analyses.category import METRICS, category_metrics
-from unitsel.lake import current_snapshot
 from unitsel.schema import LESIONS, METRIC_CONSISTENCY
-from unitsel.warehouse import Transaction, scan
+from unitsel.warehouse import Transaction
 
 KEYS = ["layer", "pool", "unit"]
 
 
-def _lesion_effects(root: Path, model_id: str, units: pl.DataFrame,
-                    snapshot: int | None = None) -> pl.DataFrame:
+def _lesion_effects(tx: Transaction, model_id: str, units: pl.DataFrame) -> pl.DataFrame:
     """Long frame layer, pool, unit, metric, value with value = baseline - lesioned (the drop).
     A layer's lesions match every pool whose unit count equals the number of lesioned units:
     channels match the kernel pools, flat units pool 'none'."""
-    lesions = (scan(LESIONS, root, snapshot=snapshot)
+    lesions = (tx.scan(LESIONS)
                .filter(pl.col("model_id") == model_id).collect()
                .with_columns(metric="lesion:" + pl.col("task"),
                              value=pl.col("baseline") - pl.col("lesioned"))
@@ -37,15 +34,15 @@ def _lesion_effects(root: Path, model_id: str, units: pl.DataFrame,
             .select("layer", "pool", "unit", "metric", "value"))
 
 
-def metric_values(root: Path, model_id: str, stimulus_set: str, category: str,
-                  snapshot: int | None = None) -> pl.DataFrame:
+def metric_values(tx: Transaction, model_id: str, stimulus_set: str,
+                  category: str) -> pl.DataFrame:
     """Every unit's value of every metric, long: layer, pool, unit, metric, value."""
-    units = category_metrics(root, model_id, stimulus_set, category, snapshot=snapshot)
+    units = category_metrics(tx, model_id, stimulus_set, category)
     long = pl.concat([
         units.select(*KEYS, metric=pl.lit(name), value=pl.col(column))
         for name, (column, _) in METRICS.items()
     ])
-    return pl.concat([long, _lesion_effects(root, model_id, units, snapshot=snapshot)])
+    return pl.concat([long, _lesion_effects(tx, model_id, units)])
 
 
 def pairwise_spearman(values: pl.DataFrame) -> pl.DataFrame:
@@ -66,13 +63,11 @@ def pairwise_spearman(values: pl.DataFrame) -> pl.DataFrame:
         "layer", "pool", "metric_a", "metric_b")
 
 
-def run_consistency(root: Path, model_id: str, stimulus_set: str, category: str) -> pl.DataFrame:
+def run_consistency(tx: Transaction, model_id: str, stimulus_set: str,
+                    category: str) -> pl.DataFrame:
     """Compute and write `metric_consistency` for one model, stimulus set and category."""
-    snapshot = current_snapshot(root)  # every read and the results pin it
-    result = pairwise_spearman(metric_values(root, model_id, stimulus_set, category,
-                                             snapshot=snapshot))
+    result = pairwise_spearman(metric_values(tx, model_id, stimulus_set, category))
     result = result.with_columns(model_id=pl.lit(model_id), stimulus_set=pl.lit(stimulus_set),
                                  category=pl.lit(category))
-    with Transaction(root, snapshot=snapshot) as tx:
-        tx.write(result.select(METRIC_CONSISTENCY.written_columns), METRIC_CONSISTENCY)
+    tx.write(result.select(METRIC_CONSISTENCY.written_columns), METRIC_CONSISTENCY)
     return result

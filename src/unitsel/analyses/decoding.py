@@ -6,8 +6,6 @@ units as a baseline; leave-one-stimulus-out and stratified k-fold cross-validati
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import polars as pl
 import scipy.stats
@@ -16,7 +14,6 @@ from tqdm import tqdm
 from unitsel.analyses.activations import activation_matrix
 from unitsel.analyses.category import METRICS, category_metrics
 from unitsel.errors import InputError
-from unitsel.lake import current_snapshot
 from unitsel.schema import DECODING
 from unitsel.warehouse import Transaction
 
@@ -67,28 +64,27 @@ def interval(scores: np.ndarray) -> tuple[float | None, float | None]:
     return float(scores.mean() - half), float(scores.mean() + half)
 
 
-def run_decoding(root: Path, model_id: str, stimulus_set: str, category: str, layer: str,
+def run_decoding(tx: Transaction, model_id: str, stimulus_set: str, category: str, layer: str,
                  pool: str, decode_set: str | None = None, n_units: int | None = None,
-                 folds: int = 10, cv: tuple[str, ...] = CV_SCHEMES, seed: int = 0,
-                 progress: bool = True) -> pl.DataFrame:
+                 folds: int = 10, cv: tuple[str, ...] = CV_SCHEMES, seed: int = 0
+                 ) -> pl.DataFrame:
     """Select units on `stimulus_set`, decode `decode_set`'s labels (default the same set) and
     write the `decoding` rows of this selection."""
-    snapshot = current_snapshot(root)  # every read and the results pin it
     decode_set = decode_set or stimulus_set
     unknown = set(cv) - set(CV_SCHEMES)
     if unknown:
         raise InputError(f"unknown cross-validation {sorted(unknown)}; use {CV_SCHEMES}")
-    units = category_metrics(root, model_id, stimulus_set, category, layer, pool, snapshot=snapshot)
+    units = category_metrics(tx, model_id, stimulus_set, category, layer, pool)
     n, chosen = top_units(units, n_units, seed)
     needed = sorted({u for us in chosen.values() for u in us})
-    x_all, y = activation_matrix(root, model_id, decode_set, layer, pool, needed, snapshot=snapshot)
+    x_all, y = activation_matrix(tx, model_id, decode_set, layer, pool, needed)
     column = {u: i for i, u in enumerate(needed)}
     _, counts = np.unique(y, return_counts=True)
     if counts.min() < 2:
         raise InputError(f"stimulus set {decode_set}: every label needs 2 stimuli to decode")
     rows = []
     jobs = [(metric, scheme) for metric in chosen for scheme in cv]
-    for metric, scheme in tqdm(jobs, desc="decoding", unit="fit", disable=not progress):
+    for metric, scheme in tqdm(jobs, desc="decoding", unit="fit", disable=not tx.progress):
         x = x_all[:, [column[u] for u in chosen[metric]]]
         scores = fold_accuracies(x, y, scheme, min(folds, int(counts.min())), seed)
         low, high = interval(scores)
@@ -98,6 +94,5 @@ def run_decoding(root: Path, model_id: str, stimulus_set: str, category: str, la
         model_id=pl.lit(model_id), stimulus_set=pl.lit(stimulus_set), category=pl.lit(category),
         layer=pl.lit(layer), pool=pl.lit(pool), decode_set=pl.lit(decode_set),
         chance=pl.lit(counts.max() / counts.sum()))
-    with Transaction(root, snapshot=snapshot) as tx:
-        tx.write(result.select(DECODING.written_columns), DECODING)
+    tx.write(result.select(DECODING.written_columns), DECODING)
     return result

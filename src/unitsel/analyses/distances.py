@@ -20,19 +20,15 @@ The n-AMS and mu are stored (`ams`, `ams_activations`) so EA can be inspected an
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import polars as pl
 import scipy.spatial.distance
 import scipy.stats
 
-from unitsel import compute
 from unitsel.analyses.activations import activation_matrix
 from unitsel.errors import InputError
-from unitsel.lake import current_snapshot
 from unitsel.schema import AMS, AMS_ACTIVATIONS, UNIT_DISTANCES
-from unitsel.warehouse import Transaction, scan
+from unitsel.warehouse import Transaction
 
 DATA_MEASURES = ("minkowski", "pearson", "spearman")
 EA_N = ("ea_n_pairwise", "ea_n_layerwise")
@@ -116,10 +112,10 @@ def square(a: np.ndarray, b: np.ndarray, values: np.ndarray, n: int) -> np.ndarr
     return matrix
 
 
-def synthetic_mu(root: Path, model_id: str, layer: str, pool: str,
-                 snapshot: int | None = None) -> tuple[str, np.ndarray]:
+def synthetic_mu(tx: Transaction, model_id: str, layer: str,
+                 pool: str) -> tuple[str, np.ndarray]:
     """The s-AMS setting and mu of a layer, from `ams_activations`."""
-    rows = (scan(AMS_ACTIVATIONS, root, snapshot=snapshot)
+    rows = (tx.scan(AMS_ACTIVATIONS)
             .filter(model_id=model_id, stimulus_set=SYNTHETIC, layer=layer, pool=pool)
             .sort("ams_unit", "unit").collect())
     if rows.is_empty():
@@ -129,12 +125,11 @@ def synthetic_mu(root: Path, model_id: str, layer: str, pool: str,
     return rows["setting"][0], rows["mean_activation"].to_numpy().reshape(k, k)
 
 
-def distance_matrix(root: Path, model_id: str, stimulus_set: str, layer: str, pool: str,
-                    measure: str, snapshot: int | None = None) -> tuple[str, np.ndarray]:
+def distance_matrix(tx: Transaction, model_id: str, stimulus_set: str, layer: str, pool: str,
+                    measure: str) -> tuple[str, np.ndarray]:
     """The setting and square matrix of one stored functional measure."""
-    rows = (scan(UNIT_DISTANCES, root, snapshot=snapshot)
-            .filter(model_id=model_id, stimulus_set=stimulus_set, layer=layer, pool=pool,
-                    measure=measure).collect())
+    rows = tx.scan(UNIT_DISTANCES).filter(model_id=model_id, stimulus_set=stimulus_set,
+                                          layer=layer, pool=pool, measure=measure).collect()
     if rows.is_empty():
         raise InputError(f"no {measure} distances of {model_id} {layer} {pool} on "
                          f"{stimulus_set}; compute them with `unitsel analyse distances`")
@@ -162,56 +157,48 @@ def _data_pairs(x: np.ndarray, measure: str, p: float) -> dict[str, np.ndarray]:
     return pair_rows(data_distances(x, measure, p))
 
 
-def run_unit_distances(root: Path, model_id: str, stimulus_set: str, layer: str, pool: str,
+def run_unit_distances(tx: Transaction, model_id: str, stimulus_set: str, layer: str, pool: str,
                        measures: tuple[str, ...] = (*DATA_MEASURES, *EA_N), p: float = 1.0,
                        n: int = 50, d: int = 200, seed: int = 0) -> pl.DataFrame:
     """Compute and write (replace) the requested measures; EA_n also writes its n-AMS and mu.
     EA_s measures are written under stimulus set 'synthetic'. Returns the rows written."""
-    snapshot = current_snapshot(root)  # every read and the results pin it
     unknown = set(measures) - set(MEASURES)
     if unknown or not measures:
         raise InputError(f"unknown functional measures {sorted(unknown)}; use {list(MEASURES)}")
-    frames = []
-    with Transaction(root, snapshot=snapshot) as tx:
-        if set(measures) - set(EA_S):
-            x, _ = activation_matrix(root, model_id, stimulus_set, layer, pool, snapshot=snapshot)
-        data_measures = [m for m in measures if m in DATA_MEASURES]
-        pairs = []
-        if data_measures:
-            with compute.runner() as run:  # each measure a task; x goes to each worker once
-                pairs = run.map(_data_pairs, [(m, p) for m in data_measures],
-                                desc="distances", unit="measure", progress=False, shared=(x,))
-        for measure, rows in zip(data_measures, pairs, strict=True):
-            setting = f"p={p:g}" if measure == "minkowski" else ""
-            frames.append(pl.DataFrame(rows)
-                          .with_columns(measure=pl.lit(measure), setting=pl.lit(setting),
-                                        **{k: pl.lit(v) for k, v in _partition(
-                                            model_id, stimulus_set, layer, pool).items()}))
-        ea_jobs = []
-        if set(measures) & set(EA_N):
-            setting = f"n={n},d={d},seed={seed}"
-            ams, mu = natural_ams(standardise(x), n, d, seed)
-            k = ams.shape[0]
-            tx.write_partition(AMS, _partition(model_id, stimulus_set, layer, pool),
-                               pl.DataFrame({
-                                   "setting": setting,
-                                   "unit": np.repeat(np.arange(k, dtype=np.int32), n),
-                                   "signal": np.tile(np.arange(n, dtype=np.int32), k),
-                                   "stimulus": ams.reshape(-1).astype(np.int32),
-                                   "uri": pl.Series([None] * (k * n), dtype=pl.String),
-                                   "activation": x[ams.reshape(-1),
-                                                   np.repeat(np.arange(k), n)]}))
-            tx.write_partition(AMS_ACTIVATIONS, _partition(model_id, stimulus_set, layer, pool),
-                               mu_frame(setting, mu))
-            ea_jobs += [(m, stimulus_set, setting, mu) for m in EA_N if m in measures]
-        if set(measures) & set(EA_S):
-            setting, mu_s = synthetic_mu(root, model_id, layer, pool, snapshot=snapshot)
-            ea_jobs += [(m, SYNTHETIC, setting, mu_s) for m in EA_S if m in measures]
-        for measure, source_set, setting, mu in ea_jobs:
-            frames.append(pl.DataFrame(pair_rows(ea_distances(mu, measure.rsplit("_", 1)[1])))
-                          .with_columns(measure=pl.lit(measure), setting=pl.lit(setting),
-                                        **{k: pl.lit(v) for k, v in _partition(
-                                            model_id, source_set, layer, pool).items()}))
-        result = pl.concat([f.select(UNIT_DISTANCES.written_columns) for f in frames])
-        tx.write(result, UNIT_DISTANCES)
+    part = _partition(model_id, stimulus_set, layer, pool)
+    if set(measures) - set(EA_S):
+        x, _ = activation_matrix(tx, model_id, stimulus_set, layer, pool)
+    data_measures = [m for m in measures if m in DATA_MEASURES]
+    pairs = []
+    if data_measures:
+        with tx.runner() as run:  # each measure a task; x goes to each worker once
+            pairs = run.map(_data_pairs, [(m, p) for m in data_measures],
+                            desc="distances", unit="measure", progress=False, shared=(x,))
+    found = [(m, stimulus_set, f"p={p:g}" if m == "minkowski" else "", rows)
+             for m, rows in zip(data_measures, pairs, strict=True)]
+    ea_jobs = []
+    if set(measures) & set(EA_N):
+        setting = f"n={n},d={d},seed={seed}"
+        ams, mu = natural_ams(standardise(x), n, d, seed)
+        k = ams.shape[0]
+        tx.write_partition(AMS, part, pl.DataFrame({
+            "setting": setting,
+            "unit": np.repeat(np.arange(k, dtype=np.int32), n),
+            "signal": np.tile(np.arange(n, dtype=np.int32), k),
+            "stimulus": ams.reshape(-1).astype(np.int32),
+            "uri": pl.Series([None] * (k * n), dtype=pl.String),
+            "activation": x[ams.reshape(-1), np.repeat(np.arange(k), n)]}))
+        tx.write_partition(AMS_ACTIVATIONS, part, mu_frame(setting, mu))
+        ea_jobs += [(m, stimulus_set, setting, mu) for m in EA_N if m in measures]
+    if set(measures) & set(EA_S):
+        setting, mu_s = synthetic_mu(tx, model_id, layer, pool)
+        ea_jobs += [(m, SYNTHETIC, setting, mu_s) for m in EA_S if m in measures]
+    found += [(m, source_set, setting, pair_rows(ea_distances(mu, m.rsplit("_", 1)[1])))
+              for m, source_set, setting, mu in ea_jobs]
+    result = pl.concat([
+        pl.DataFrame(rows).with_columns(
+            measure=pl.lit(m), setting=pl.lit(setting),
+            **{k: pl.lit(v) for k, v in _partition(model_id, source_set, layer, pool).items()})
+        .select(UNIT_DISTANCES.written_columns) for m, source_set, setting, rows in found])
+    tx.write(result, UNIT_DISTANCES)
     return result

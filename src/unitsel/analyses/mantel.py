@@ -16,16 +16,13 @@ each to one BLAS thread), which pays off with more cores than BLAS keeps busy
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from unitsel import compute
 from unitsel.analyses.distances import square
 from unitsel.analyses.semantics import concept_set_frame
 from unitsel.errors import InputError
-from unitsel.lake import current_snapshot
 from unitsel.schema import MANTEL_RESULTS, SEMANTIC_DISTANCES, UNIT_DISTANCES
 from unitsel.warehouse import Transaction, scan
 
@@ -46,13 +43,12 @@ def mantel(x: np.ndarray, y: np.ndarray, method: str, permutations: int, alterna
     return (None if np.isnan(r) else float(r), None if np.isnan(p) else float(p), int(n))
 
 
-def baseline_matrices(root: Path, concept_set: str, conversion: str,
-                      baselines: tuple[str, ...] | None, snapshot: int | None = None) -> dict[str,
-                                                                                              np.ndarray]:
+def baseline_matrices(tx: Transaction, concept_set: str, conversion: str,
+                      baselines: tuple[str, ...] | None) -> dict[str, np.ndarray]:
     """Each semantic baseline of a concept set as a matrix in class-index order."""
-    concepts = concept_set_frame(root, concept_set, snapshot=snapshot)
+    concepts = concept_set_frame(tx, concept_set)
     index = dict(zip(concepts["wnid"], concepts["class_index"], strict=True))
-    pairs = (scan(SEMANTIC_DISTANCES, root, snapshot=snapshot).filter(concept_set=concept_set)
+    pairs = (tx.scan(SEMANTIC_DISTANCES).filter(concept_set=concept_set)
              .select("measure", "wnid_a", "wnid_b", conversion).collect())
     found = sorted(pairs["measure"].unique())
     wanted = list(baselines) if baselines else found
@@ -71,12 +67,13 @@ def baseline_matrices(root: Path, concept_set: str, conversion: str,
 
 def _test_partition(semantic: dict[str, np.ndarray], concept_set: str, method: str,
                     permutations: int, alternative: str, seed: int, root: str, snapshot: int,
-                    key: dict[str, str]) -> dict[str, dict[str, float | int | None]]:
+                    catalog: str, key: dict[str, str]
+                    ) -> dict[str, dict[str, float | int | None]]:
     """Every baseline's test of one `unit_distances` partition, which the task reads itself
     (on a Dask worker: the partition never travels through the scheduler)."""
     n = next(iter(semantic.values())).shape[0]
     # Only the numeric columns: the partition keys would be materialised per row.
-    part = (scan(UNIT_DISTANCES, Path(root), snapshot=snapshot).filter(**key)
+    part = (scan(UNIT_DISTANCES, root, snapshot=snapshot, catalog=catalog).filter(**key)
             .select("unit_a", "unit_b", "distance").collect())
     if part.height != n * (n - 1) // 2:
         raise InputError(f"{key['model_id']} {key['layer']} ({key['measure']}) has "
@@ -98,21 +95,19 @@ def _test_partition(semantic: dict[str, np.ndarray], concept_set: str, method: s
     return tested
 
 
-def run_mantel(root: Path, concept_set: str, model_ids: tuple[str, ...], layer: str,
+def run_mantel(tx: Transaction, concept_set: str, model_ids: tuple[str, ...], layer: str,
                pool: str = "none", measures: tuple[str, ...] | None = None,
                baselines: tuple[str, ...] | None = None, method: str = "pearson",
                alternative: str = "two-sided", permutations: int = 999, seed: int = 0,
-               conversion: str = "distance", workers: int = 1,
-               progress: bool = True) -> pl.DataFrame:
+               conversion: str = "distance", workers: int = 1) -> pl.DataFrame:
     """Run every (functional measure x baseline) test of the models' layer; write (replace)
     each tested functional measure's rows."""
-    snapshot = current_snapshot(root)  # every read and the results pin it
     for value, allowed in ((method, METHODS), (alternative, ALTERNATIVES),
                            (conversion, CONVERSIONS)):
         if value not in allowed:
             raise InputError(f"{value!r} is not one of {list(allowed)}")
-    semantic = baseline_matrices(root, concept_set, conversion, baselines, snapshot=snapshot)
-    functional = (scan(UNIT_DISTANCES, root, snapshot=snapshot)
+    semantic = baseline_matrices(tx, concept_set, conversion, baselines)
+    functional = (tx.scan(UNIT_DISTANCES)
                   .filter(pl.col("model_id").is_in(model_ids), layer=layer, pool=pool)
                   .filter(pl.col("measure").is_in(measures) if measures else pl.lit(True)))
     keys = ["model_id", "stimulus_set", "layer", "pool", "measure", "setting"]
@@ -121,18 +116,18 @@ def run_mantel(root: Path, concept_set: str, model_ids: tuple[str, ...], layer: 
         raise InputError(f"no unit distances of {list(model_ids)} {layer} {pool}"
                          f"{' for ' + str(list(measures)) if measures else ''}; compute them "
                          "with `unitsel analyse distances`")
-    tasks = [(str(root), snapshot, key) for key in partitions.iter_rows(named=True)]
-    with compute.runner(workers=workers) as run:
+    tasks = [(str(tx.root), tx.snapshot, tx.catalog, key)
+             for key in partitions.iter_rows(named=True)]
+    with tx.runner(workers=workers) as run:
         outcomes = run.map(_test_partition, tasks, desc="Mantel", unit="partition",
-                           progress=progress, shared=(semantic, concept_set, method,
+                           progress=tx.progress, shared=(semantic, concept_set, method,
                                                       permutations, alternative, seed))
     rows = [key | {"baseline": baseline} | outcome
-            for (_, _, key), tested in zip(tasks, outcomes, strict=True)
+            for (*_, key), tested in zip(tasks, outcomes, strict=True)
             for baseline, outcome in tested.items()]
     result = pl.DataFrame([
         row | {"concept_set": concept_set, "conversion": conversion, "method": method,
                "alternative": alternative, "permutations": permutations, "seed": seed}
         for row in rows], schema_overrides={"r": pl.Float64, "p": pl.Float64})
-    with Transaction(root, snapshot=snapshot) as tx:
-        tx.write(result.select(MANTEL_RESULTS.written_columns), MANTEL_RESULTS)
+    tx.write(result.select(MANTEL_RESULTS.written_columns), MANTEL_RESULTS)
     return result

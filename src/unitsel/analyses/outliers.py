@@ -13,7 +13,6 @@ true outliers, DORA's protocol scores each detector by ROC AUC, repeated with ra
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,7 +21,6 @@ from tqdm import tqdm
 
 from unitsel.analyses.distances import distance_matrix
 from unitsel.errors import InputError
-from unitsel.lake import current_snapshot
 from unitsel.schema import OUTLIER_AUC, UNIT_OUTLIERS
 from unitsel.warehouse import Transaction
 
@@ -96,15 +94,13 @@ def detection_auc(matrix: np.ndarray, truth: np.ndarray, name: str, contaminatio
     return float(np.mean(aucs)), float(np.std(aucs))
 
 
-def run_outliers(root: Path, model_id: str, stimulus_set: str, layer: str, pool: str,
+def run_outliers(tx: Transaction, model_id: str, stimulus_set: str, layer: str, pool: str,
                  measure: str, detectors: Sequence[str] = DEFAULT_DETECTORS,
                  contamination: float = 0.01, truth: Sequence[int] | None = None,
-                 repeats: int = 100, seed: int = 0, progress: bool = True) -> pl.DataFrame:
+                 repeats: int = 100, seed: int = 0) -> pl.DataFrame:
     """Score every unit with each detector; with `truth` (true outlier units) also write the
     detectors' AUC. Re-running replaces the measure's rows."""
-    snapshot = current_snapshot(root)  # every read and the results pin it
-    setting, matrix = distance_matrix(root, model_id, stimulus_set, layer, pool, measure,
-                                      snapshot=snapshot)
+    setting, matrix = distance_matrix(tx, model_id, stimulus_set, layer, pool, measure)
     n = matrix.shape[0]
     frames, aucs = [], []
     flags = None
@@ -114,7 +110,7 @@ def run_outliers(root: Path, model_id: str, stimulus_set: str, layer: str, pool:
             raise InputError(f"true outlier units {bad} are not units of {layer} (0…{n - 1})")
         flags = np.isin(np.arange(n), list(truth))
     for name in tqdm(detectors, desc="outlier detectors", unit="detector",
-                     disable=not progress):
+                     disable=not tx.progress):
         score, is_outlier = scores(matrix, name, contamination, seed)
         scored_on = "distances" if name == ON_DISTANCES else "rows"
         frames.append(pl.DataFrame({
@@ -128,11 +124,9 @@ def run_outliers(root: Path, model_id: str, stimulus_set: str, layer: str, pool:
     keys = {"model_id": model_id, "stimulus_set": stimulus_set, "layer": layer, "pool": pool,
             "measure": measure, "setting": setting, "contamination": contamination}
     result = pl.concat(frames).with_columns(**{k: pl.lit(v) for k, v in keys.items()})
-    with Transaction(root, snapshot=snapshot) as tx:
-        tx.write(result.select(UNIT_OUTLIERS.written_columns), UNIT_OUTLIERS)
-        if aucs:
-            tx.write(pl.DataFrame(aucs, schema_overrides={"n_outliers": pl.Int32,
-                                                          "repeats": pl.Int32})
-                     .with_columns(**{k: pl.lit(v) for k, v in keys.items()})
-                     .select(OUTLIER_AUC.written_columns), OUTLIER_AUC)
+    tx.write(result.select(UNIT_OUTLIERS.written_columns), UNIT_OUTLIERS)
+    if aucs:
+        tx.write(pl.DataFrame(aucs, schema_overrides={"n_outliers": pl.Int32, "repeats": pl.Int32})
+                 .with_columns(**{k: pl.lit(v) for k, v in keys.items()})
+                 .select(OUTLIER_AUC.written_columns), OUTLIER_AUC)
     return result

@@ -19,16 +19,14 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from pathlib import Path
 
 import polars as pl
 
 from unitsel import wordnet
 from unitsel.analyses.semantics import concept_set_frame
 from unitsel.errors import InputError
-from unitsel.lake import current_snapshot
 from unitsel.schema import RATING_SUMMARY, RATINGS
-from unitsel.warehouse import Transaction, connection, scan
+from unitsel.warehouse import Transaction
 
 MATCH_RULES = ("wordnet", "exact")
 THRESHOLD = 0.8
@@ -105,32 +103,30 @@ def layer_table(ratings: pl.DataFrame, classes: pl.DataFrame, label_wnid: dict[s
     return row_out
 
 
-def run_rating_summary(root: Path, study_id: str, stimulus_set: str, concept_set: str,
+def run_rating_summary(tx: Transaction, study_id: str, stimulus_set: str, concept_set: str,
                        match_rule: str = "wordnet") -> pl.DataFrame:
     """Write (replace) the study's Table 1: one row per rated model, layer and pool."""
-    snapshot = current_snapshot(root)  # every read and the results pin it
     if match_rule not in MATCH_RULES:
         raise InputError(f"match rule {match_rule!r} is not one of {list(MATCH_RULES)}")
-    ratings = scan(RATINGS, root, snapshot=snapshot).filter(study_id=study_id).collect()
+    ratings = tx.scan(RATINGS).filter(study_id=study_id).collect()
     if ratings.is_empty():
         raise InputError(f"no ratings in study {study_id!r}; ingest them with "
                          "`unitsel ingest ratings`")
-    concepts = concept_set_frame(root, concept_set, snapshot=snapshot)
+    concepts = concept_set_frame(tx, concept_set)
     label_wnid = dict(zip(concepts["label"], concepts["wnid"], strict=True))
     rows = []
     keys = ["model_id", "layer", "pool"]
-    for key, part in ratings.group_by(keys, maintain_order=True):
-        model_id, layer, pool = (str(k) for k in key)
-        with connection(root, snapshot=snapshot) as con:
+    with tx.sql() as con:
+        for key, part in ratings.group_by(keys, maintain_order=True):
+            model_id, layer, pool = (str(k) for k in key)
             classes = con.execute(
                 "SELECT unit, top_label, ccmas_label FROM unit_selectivity($1, $2, $3, $4)",
                 [model_id, stimulus_set, layer, pool]).pl()
-        rows.append(dict(zip(keys, key, strict=True))
-                    | layer_table(part, classes, label_wnid, match_rule))
+            rows.append(dict(zip(keys, key, strict=True))
+                        | layer_table(part, classes, label_wnid, match_rule))
     result = pl.DataFrame(rows, infer_schema_length=None).with_columns(
         study_id=pl.lit(study_id), match_rule=pl.lit(match_rule))
     schema = {c.name: c.dtype for c in RATING_SUMMARY.columns}
     result = result.select(pl.col(c).cast(schema[c]) for c in RATING_SUMMARY.written_columns)
-    with Transaction(root, snapshot=snapshot) as tx:
-        tx.write(result, RATING_SUMMARY)
+    tx.write(result, RATING_SUMMARY)
     return result

@@ -34,9 +34,8 @@ from tqdm import tqdm
 
 from unitsel import wordnet
 from unitsel.errors import InputError
-from unitsel.lake import current_snapshot
 from unitsel.schema import CONCEPTS, SEMANTIC_DISTANCES
-from unitsel.warehouse import Transaction, scan
+from unitsel.warehouse import Transaction
 
 if TYPE_CHECKING:
     from gensim.models import KeyedVectors
@@ -231,10 +230,9 @@ def pair_frame(concept_set: str, measure: str, wnids: list[str], sims: np.ndarra
     }).fill_nan(None)  # a concept without a word vector: NULL, not NaN
 
 
-def concept_set_frame(root: Path, concept_set: str, snapshot: int | None = None) -> pl.DataFrame:
+def concept_set_frame(tx: Transaction, concept_set: str) -> pl.DataFrame:
     """The concepts of a set in class-index order, or an error naming how to ingest it."""
-    frame = (scan(CONCEPTS, root, snapshot=snapshot).filter(pl.col("concept_set") == concept_set)
-             .sort("class_index").collect())
+    frame = tx.scan(CONCEPTS).filter(concept_set=concept_set).sort("class_index").collect()
     if frame.is_empty():
         raise InputError(f"no concept set {concept_set!r}; ingest it with "
                          "`unitsel ingest concepts`")
@@ -245,19 +243,18 @@ def concept_set_frame(root: Path, concept_set: str, snapshot: int | None = None)
     return frame
 
 
-def run_semantic_distances(root: Path, concept_set: str, measures: tuple[str, ...] = MEASURES,
+def run_semantic_distances(tx: Transaction, concept_set: str,
+                           measures: tuple[str, ...] = MEASURES,
                            vectors: KeyedVectors | None = None, vectors_name: str = GLOVE,
-                           vectors_source: str = GLOVE_SOURCE,
-                           progress: bool = True) -> pl.DataFrame:
+                           vectors_source: str = GLOVE_SOURCE) -> pl.DataFrame:
     """Compute and write (replace) the requested measures for a concept set; `vectors` (GloVe
     6B 50-d by default) are stored as measure `vectors_name`."""
-    snapshot = current_snapshot(root)  # every read and the results pin it
     unknown = set(measures) - set(MEASURES)
     if unknown or not measures:
         raise InputError(f"unknown semantic measures {sorted(unknown)}; use {list(MEASURES)}")
     if vectors_name in WORDNET_MEASURES:
         raise InputError(f"word vectors cannot be named {vectors_name!r}, a WordNet measure")
-    concepts = concept_set_frame(root, concept_set, snapshot=snapshot)
+    concepts = concept_set_frame(tx, concept_set)
     wnids = concepts["wnid"].to_list()
     frames = []
     for measure in measures:
@@ -269,7 +266,7 @@ def run_semantic_distances(root: Path, concept_set: str, measures: tuple[str, ..
             missing = uncovered(names, vectors)
             check = "; ".join(f"{k} rho = {v:.2f}"
                               for k, v in word_similarity_check(vectors).items())
-            if progress:
+            if tx.progress:
                 print(f"{vectors_name} covers {len(names) - len(missing)} of {len(names)} "
                       "concepts" + (f"; no vector for {', '.join(missing[:10])}"
                                     f"{' …' if len(missing) > 10 else ''}" if missing else "")
@@ -277,9 +274,8 @@ def run_semantic_distances(root: Path, concept_set: str, measures: tuple[str, ..
             frames.append(pair_frame(concept_set, vectors_name, wnids, sims,
                                      f"{vectors_source}; {check}"))
         else:
-            sims = wordnet_similarities(wnids, measure, progress)
+            sims = wordnet_similarities(wnids, measure, tx.progress)
             frames.append(pair_frame(concept_set, measure, wnids, sims, WORDNET_SOURCE))
     result = pl.concat(frames)
-    with Transaction(root, snapshot=snapshot) as tx:
-        tx.write(result, SEMANTIC_DISTANCES)
+    tx.write(result, SEMANTIC_DISTANCES)
     return result

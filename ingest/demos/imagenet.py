@@ -28,7 +28,8 @@ import numpy as np
 import polars as pl
 
 from ingest.activations import ingest_model
-from ingest.faces import verified, weights_path
+from ingest.demos import steps
+from ingest.demos.faces import verified, weights_path
 from ingest.sams import ingest_sams
 from unitsel.adapters import images
 from unitsel.adapters.feature_vis import Settings
@@ -166,34 +167,33 @@ def run_imagenet(root: Path, run: Run = Run(), progress: bool = True) -> list[st
     photo_folder, photos = photo_labels()
     photo_paths = [photo_folder / uri for uri in photos["uri"]]
     wnids = imagenet_wnids()
+    step = steps(root, progress)
     lines = []
     for network in NETWORKS:
         model, weights = network.load()
-        common = {"root": root, "architecture": network.architecture, "state": "trained",
+        common = {"architecture": network.architecture, "state": "trained",
                   "source": str(weights), "layers": [OUTPUT], "pools": ("none",),
-                  "batch_size": 100, "progress": progress}
+                  "batch_size": 100}
         prep = network.preprocessing(224, 256)
-        lines.append(ingest_model(
-            model, torch.cat(list(images.batches(photo_paths, prep, batch_size=20))), photos,
-            model_id=network.model_id, stimulus_set=PHOTOS, preprocessing=prep.to_json(),
+        lines.append(step(
+            ingest_model, model, torch.cat(list(images.batches(photo_paths, prep, batch_size=20))),
+            photos, model_id=network.model_id, stimulus_set=PHOTOS, preprocessing=prep.to_json(),
             class_names=wnids, **common))
         prep = network.preprocessing(112, 112)
-        lines.append(ingest_model(
-            model, torch.cat(list(images.batches(paths, prep, batch_size=100))), labels,
-            model_id=network.model_id, stimulus_set=STIMULUS_SET, preprocessing=prep.to_json(),
-            **common))
-        ingest_sams(model, network.model_id, OUTPUT, "none", 1000, run.sams, root, progress)
-        run_unit_distances(root, network.model_id, STIMULUS_SET, OUTPUT, "none", MEASURES,
-                           n=run.n, d=run.d)
-        run_outliers(root, network.model_id, SYNTHETIC, OUTPUT, "none", "ea_s_layerwise",
-                     progress=progress)
-    ingest_concepts(root, IMAGENET, built_in(IMAGENET))
-    run_semantic_distances(root, IMAGENET, progress=progress)
+        lines.append(step(
+            ingest_model, model, torch.cat(list(images.batches(paths, prep, batch_size=100))),
+            labels, model_id=network.model_id, stimulus_set=STIMULUS_SET,
+            preprocessing=prep.to_json(), **common))
+        step(ingest_sams, model, network.model_id, OUTPUT, "none", 1000, run.sams)
+        step(run_unit_distances, network.model_id, STIMULUS_SET, OUTPUT, "none", MEASURES,
+             n=run.n, d=run.d)
+        step(run_outliers, network.model_id, SYNTHETIC, OUTPUT, "none", "ea_s_layerwise")
+    step(ingest_concepts, IMAGENET, built_in(IMAGENET))
+    step(run_semantic_distances, IMAGENET)
     ids = tuple(network.model_id for network in NETWORKS)
     for model_id in ids:
-        run_atlas(root, model_id, SYNTHETIC, OUTPUT, "none", "ea_s_layerwise", IMAGENET)
-    result = run_mantel(root, IMAGENET, ids, OUTPUT, permutations=run.permutations,
-                        progress=progress)
+        step(run_atlas, model_id, SYNTHETIC, OUTPUT, "none", "ea_s_layerwise", IMAGENET)
+    result = step(run_mantel, IMAGENET, ids, OUTPUT, permutations=run.permutations)
     for model_id in ids:
         summary = (result.filter(model_id=model_id).group_by("measure")
                    .agg(pl.col("r").mean().alias("mean_r")).sort("measure"))

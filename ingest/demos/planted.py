@@ -16,7 +16,8 @@ import numpy as np
 import polars as pl
 
 from ingest.activations import ingest_model
-from ingest.demo import (
+from ingest.demos import steps
+from ingest.demos.cnn import (
     CLASSES,
     IMAGE_SIZE,
     LOGITS,
@@ -66,19 +67,18 @@ def run_planted(root: Path, progress: bool = True) -> list[str]:
         "uri": pl.Series([None] * len(labels), dtype=pl.String), "label": labels,
         "wnid": pl.Series([None] * len(labels), dtype=pl.String)})
     weights = save_weights(model, root / "weights" / f"{MODEL_ID}.pt")
-    ingest_model(model, x, frame, model_id=MODEL_ID, stimulus_set=STIMULUS_SET, root=root,
-                 architecture="unitsel.demo_cnn", state="trained",
-                 preprocessing=json.dumps(PREPROCESSING | {"faces": "lfw_subset 25 -> 16"},
-                                          sort_keys=True),
-                 source=str(weights.resolve()), class_names=PLANTED_CLASSES, layers=[LOGITS],
-                 pools=("none",), batch_size=256, progress=progress)
-    run_unit_distances(root, MODEL_ID, STIMULUS_SET, LOGITS, "none", MEASURES, n=30, d=60)
-    lines = []
+    step = steps(root, progress)
+    step(ingest_model, model, x, frame, model_id=MODEL_ID, stimulus_set=STIMULUS_SET,
+         architecture="unitsel.demo_cnn", state="trained",
+         preprocessing=json.dumps(PREPROCESSING | {"faces": "lfw_subset 25 -> 16"},
+                                  sort_keys=True),
+         source=str(weights.resolve()), class_names=PLANTED_CLASSES, layers=[LOGITS],
+         pools=("none",), batch_size=256)
+    step(run_unit_distances, MODEL_ID, STIMULUS_SET, LOGITS, "none", MEASURES, n=30, d=60)
     for measure in MEASURES:
-        run_outliers(root, MODEL_ID, STIMULUS_SET, LOGITS, "none", measure,
-                     contamination=2 / 12, truth=PLANTED_UNITS, repeats=10, progress=progress)
+        step(run_outliers, MODEL_ID, STIMULUS_SET, LOGITS, "none", measure,
+             contamination=2 / 12, truth=PLANTED_UNITS, repeats=10)
     auc = (scan("outlier_auc", root).filter(model_id=MODEL_ID)
            .group_by("measure").agg(pl.col("auc").mean()).sort("measure").collect())
-    lines.append("planted outliers (face logits among digit logits), mean AUC over the 5 "
-                 "detectors: " + ", ".join(f"{m} {a:.2f}" for m, a in auc.rows()))
-    return lines
+    return ["planted outliers (face logits among digit logits), mean AUC over the 5 "
+            "detectors: " + ", ".join(f"{m} {a:.2f}" for m, a in auc.rows())]

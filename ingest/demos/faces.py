@@ -20,6 +20,7 @@ import numpy as np
 import polars as pl
 
 from ingest.activations import ingest_model
+from ingest.demos import steps
 from ingest.lesions import ingest_lesions
 from unitsel.adapters import images
 from unitsel.adapters.torch_model import KERNEL_POOLS, load_model
@@ -88,22 +89,22 @@ def run_faces(root: Path, progress: bool = True) -> list[str]:
     paths = [folder / uri for uri in labels["uri"]]
     inputs = torch.cat(list(images.batches(paths, PREPROCESSING, batch_size=100)))
     weights = weights_path()
+    step = steps(root, progress)
     lines = []
     for state, model in (("trained", load_model("mobilenet_v2", str(weights))),
                          ("untrained", load_model("mobilenet_v2", None, seed=0))):
         model_id = f"mobilenet_v2-{state}"
-        lines.append(ingest_model(
-            model.eval(), inputs, labels, model_id=model_id, stimulus_set=STIMULUS_SET,
-            root=root, architecture="mobilenet_v2", state=state,
+        lines.append(step(
+            ingest_model, model.eval(), inputs, labels, model_id=model_id,
+            stimulus_set=STIMULUS_SET, architecture="mobilenet_v2", state=state,
             preprocessing=PREPROCESSING.to_json(),
             source=str(weights) if state == "trained" else "random init, seed 0",
-            layers=LAYERS, pools=("none", *KERNEL_POOLS), batch_size=50, progress=progress))
-        ingest_lesions(model, inputs, labels, model_id=model_id, stimulus_set=STIMULUS_SET,
-                       layer=LESION_LAYER, category=CATEGORY, task="probe", root=root,
-                       readout=READOUT, progress=progress)
-        run_consistency(root, model_id, STIMULUS_SET, CATEGORY)
-        decoded = run_decoding(root, model_id, STIMULUS_SET, CATEGORY, LESION_LAYER, "l2",
-                               n_units=16, progress=progress)
+            layers=LAYERS, pools=("none", *KERNEL_POOLS), batch_size=50))
+        step(ingest_lesions, model, inputs, labels, model_id=model_id, stimulus_set=STIMULUS_SET,
+             layer=LESION_LAYER, category=CATEGORY, task="probe", readout=READOUT)
+        step(run_consistency, model_id, STIMULUS_SET, CATEGORY)
+        decoded = step(run_decoding, model_id, STIMULUS_SET, CATEGORY, LESION_LAYER, "l2",
+                       n_units=16)
         best = decoded.filter(pl.col("cv") == "leave-one-out").sort("metric")
         lines.append(f"{model_id}: face/nonface decoding from 16 {LESION_LAYER} kernels "
                      "(leave-one-out): " + ", ".join(

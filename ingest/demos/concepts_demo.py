@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ingest.demos import steps
 from ingest.embeddings import embed_images
 from ingest.texts import embed_texts
 from unitsel.adapters.encoders import SentenceTransformerText, unit_rows
@@ -92,18 +93,19 @@ def run_concepts(root: Path, models: dict[str, nn.Module], images: torch.Tensor,
     evaluate; returns lines to print."""
     text = SentenceTransformerText()
     joint = fit_joint(models["demo-cnn-trained"], images, labels, text)
-    embed_texts(root, joint, CONCEPT_SET, sorted(DIGIT_WORDS + DISTRACTORS), progress=progress)
-    crops = [embed_images(root, joint, stimulus_set, images, CROP_SIZE, progress=progress)]
+    step = steps(root, progress)
+    step(embed_texts, joint, CONCEPT_SET, sorted(DIGIT_WORDS + DISTRACTORS))
+    crops = [step(embed_images, joint, stimulus_set, images, CROP_SIZE)]
     lines = []
     for model_id, model in models.items():
-        gradcam_crop = embed_images(root, joint, stimulus_set, images, CROP_SIZE, model,
-                                    model_id, last_conv, normalise, progress=progress)
+        gradcam_crop = step(embed_images, joint, stimulus_set, images, CROP_SIZE, model,
+                            model_id, last_conv, normalise)
         for crop in (*crops, gradcam_crop):
             for similarity in ("cos", "tvmf"):
-                run_concept_scores(root, model_id, stimulus_set, logits, "none", JOINT,
-                                   CONCEPT_SET, crop, similarity, KAPPA, progress=progress)
-                row = run_evaluation(root, model_id, stimulus_set, logits, "none", JOINT,
-                                     crop, similarity, CONCEPT_SET, stimulus_set, text)
+                step(run_concept_scores, model_id, stimulus_set, logits, "none", JOINT,
+                     CONCEPT_SET, crop, similarity, KAPPA)
+                row = step(run_evaluation, model_id, stimulus_set, logits, "none", JOINT, crop,
+                           similarity, CONCEPT_SET, stimulus_set, text)
                 lines.append(f"concepts {model_id} {crop.split(':')[0]}/{similarity}: hit rate "
                              f"{row['hit_rate'][0]:.2f}, F1 {row['f1'][0]:.2f}, MiniLM cos "
                              f"{row['mean_cos'][0]:.2f}")

@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
+from ingest.demos import steps
 from ingest.people import ingest_readout, read_annotations, read_ratings, write_study
 from unitsel.analyses.agreement import run_agreement
 from unitsel.analyses.ratings import run_rating_summary
 from unitsel.study import export_study
-from unitsel.warehouse import connection
+from unitsel.warehouse import Transaction, connection
 
 if TYPE_CHECKING:
     from torch import nn
@@ -95,7 +96,8 @@ def run_studies(root: Path, model: nn.Module, stimulus_set: str, logits: str,
     """Both simulated studies end to end (`model` is the trained CNN, `model_ids[0]`)."""
     folder = root / "studies"
     units = [(m, logits, "none", u) for m in model_ids for u in range(len(DIGIT_WORDS))]
-    manifest = export_study(root, RATINGS_STUDY, units, folder / RATINGS_STUDY, lists=2)
+    step = steps(root)
+    manifest = step(export_study, RATINGS_STUDY, units, folder / RATINGS_STUDY, lists=2)
     with connection(root) as con:
         top = con.execute(
             "SELECT model_id, unit, top_class_selectivity, top_label FROM selectivity "
@@ -105,12 +107,13 @@ def run_studies(root: Path, model: nn.Module, stimulus_set: str, logits: str,
     label = {(m, u): lab for m, u, _, lab in top}
     ratings_csv = folder / f"{RATINGS_STUDY}.csv"
     simulate_ratings(manifest, selectivity, label).write_csv(ratings_csv)
-    write_study(root, RATINGS_STUDY, "ratings", read_ratings(ratings_csv, RATINGS_STUDY, root),
-                True, "SIMULATED raters judging s-AMS panels of the demo CNNs' logits")
-    summary = run_rating_summary(root, RATINGS_STUDY, stimulus_set, stimulus_set)
+    with Transaction(root) as tx:
+        write_study(tx, RATINGS_STUDY, "ratings", read_ratings(tx, ratings_csv, RATINGS_STUDY),
+                    True, "SIMULATED raters judging s-AMS panels of the demo CNNs' logits")
+    summary = step(run_rating_summary, RATINGS_STUDY, stimulus_set, stimulus_set)
 
     trained = model_ids[0]
-    ingest_readout(dict(model.named_modules())[logits], trained, logits, classes, root)
+    step(ingest_readout, dict(model.named_modules())[logits], trained, logits, classes)
     with connection(root) as con:
         features = con.execute(
             "SELECT f.* FROM significant_features($1, $2, $3, 'classifier.2') f "
@@ -119,12 +122,12 @@ def run_studies(root: Path, model: nn.Module, stimulus_set: str, logits: str,
             [trained, stimulus_set, logits]).pl()
     annotations_csv = folder / f"{NAMING_STUDY}.csv"
     simulate_annotations(features).write_csv(annotations_csv)
-    write_study(root, NAMING_STUDY, "annotations",
-                read_annotations(annotations_csv, NAMING_STUDY, root), True,
-                "SIMULATED annotators naming significant classifier.2 activations of the "
-                "trained demo CNN on held-out digits")
-    tables = run_agreement(root, NAMING_STUDY)
-    agreement = tables["annotation_agreement"]
+    with Transaction(root) as tx:
+        write_study(tx, NAMING_STUDY, "annotations",
+                    read_annotations(tx, annotations_csv, NAMING_STUDY), True,
+                    "SIMULATED annotators naming significant classifier.2 activations of the "
+                    "trained demo CNN on held-out digits")
+    agreement = step(run_agreement, NAMING_STUDY)["annotation_agreement"]
     return [
         "simulated Gale study, % yes: " + ", ".join(
             f"{m} {p:.0f} %" for m, p in summary.select("model_id", "pct_yes").rows()),

@@ -9,7 +9,6 @@ predictions, so trained-vs-untrained analyses exist from day one.
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import sys
 import time
@@ -20,6 +19,22 @@ import click
 import polars as pl
 
 from ingest.activations import ingest_model
+from ingest.demos import steps
+from ingest.demos.cnn import (
+    CLASSES,
+    IMAGE_SIZE,
+    LOGITS,
+    PREPROCESSING,
+    demo_cnn,
+    digits,
+    save_weights,
+    train,
+)
+from ingest.demos.concepts_demo import run_concepts
+from ingest.demos.faces import run_faces
+from ingest.demos.imagenet import run_imagenet
+from ingest.demos.planted import run_planted
+from ingest.demos.study_demo import run_studies
 from ingest.sams import ingest_sams
 from unitsel.adapters.feature_vis import Settings
 from unitsel.adapters.torch_model import KERNEL_POOLS
@@ -28,92 +43,22 @@ from unitsel.analyses.distances import MEASURES, SYNTHETIC, run_unit_distances
 from unitsel.analyses.mantel import run_mantel
 from unitsel.analyses.outliers import run_outliers
 from unitsel.analyses.semantics import run_semantic_distances
-from unitsel.cli import duckdb_command, root_option
+from unitsel.cli import duckdb_command
 from unitsel.concepts import ingest_concepts
+from unitsel.options import root_option
+from unitsel.warehouse import connection
 
 if TYPE_CHECKING:
-    import torch
     from torch import nn
 
 STIMULUS_SET = "digits"
-CLASSES = [str(d) for d in range(10)]
-IMAGE_SIZE = 16
-# Post-ReLU layers are recorded beside the conv / linear outputs: Gale et al. and Lado & Dobs
-# analyse activations after the non-linearity.
-LOGITS = "classifier.3"
 # The digits as WordNet numbers: zero.n.02, one.n.01, …, nine.n.01 (all hyponyms of digit.n.01).
 DIGIT_WNIDS = ["n13742358", "n13742573", "n13743269", "n13744044", "n13744304", "n13744521",
                "n13744722", "n13744916", "n13745086", "n13745270"]
+# Post-ReLU layers are recorded beside the conv / linear outputs: Gale et al. and Lado & Dobs
+# analyse activations after the non-linearity.
 LAYERS = ["features.0", "features.1", "features.3", "features.4",
           "classifier.1", "classifier.2", "classifier.3", "prob"]
-PREPROCESSING = {
-    "source": "sklearn.datasets.load_digits", "scale": "pixel / 16",
-    "upsample": f"bilinear 8x8 -> {IMAGE_SIZE}x{IMAGE_SIZE}", "normalise": "(x - 0.5) / 0.5",
-}
-
-
-def demo_cnn(n_classes: int = 10) -> nn.Module:
-    """features: conv(8) relu pool conv(16) relu pool; classifier: flatten linear(32) relu
-    linear(n_classes). torch is imported here, not at module level, to keep `unitsel --help`
-    fast."""
-    from torch import nn
-
-    class DemoCNN(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.features = nn.Sequential(
-                nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            )
-            self.classifier = nn.Sequential(
-                nn.Flatten(), nn.Linear(16 * 4 * 4, 32), nn.ReLU(), nn.Linear(32, n_classes)
-            )
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.classifier(self.features(x))  # type: ignore[no-any-return]
-
-    return DemoCNN()
-
-
-def digits() -> tuple[torch.Tensor, pl.DataFrame]:
-    """All 1,797 digits as (N, 1, 16, 16) tensors, and their labels frame."""
-    import torch
-    from sklearn.datasets import load_digits
-
-    data = load_digits()
-    x = torch.tensor(data.images, dtype=torch.float32).unsqueeze(1) / 16.0
-    x = torch.nn.functional.interpolate(x, size=IMAGE_SIZE, mode="bilinear", align_corners=False)
-    labels = pl.DataFrame({
-        "stimulus": pl.Series(range(len(data.target)), dtype=pl.Int32),
-        "uri": pl.Series([None] * len(data.target), dtype=pl.String),
-        "label": [str(t) for t in data.target],
-        "wnid": pl.Series([None] * len(data.target), dtype=pl.String),
-    })
-    return (x - 0.5) / 0.5, labels
-
-
-def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int = 12,
-          progress: bool = True) -> nn.Module:
-    """Deterministic training: fixed seed, one thread, fixed batch order."""
-    import torch
-    from tqdm import tqdm
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        generator = torch.Generator().manual_seed(0)
-        optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
-        model.train()
-        for _ in tqdm(range(epochs), desc="training the demo CNN", unit="epoch",
-                      disable=not progress):
-            for index in torch.randperm(len(x), generator=generator).split(64):
-                optimiser.zero_grad()
-                loss = torch.nn.functional.cross_entropy(model(x[index]), y[index])
-                loss.backward()
-                optimiser.step()
-    finally:
-        torch.set_num_threads(threads)
-    return model.eval()
 
 
 def build_models(weights_dir: Path, progress: bool = True) -> dict[str, tuple[nn.Module, Path]]:
@@ -131,31 +76,21 @@ def build_models(weights_dir: Path, progress: bool = True) -> dict[str, tuple[nn
             for state, model in (("trained", trained), ("untrained", untrained))}
 
 
-def save_weights(model: nn.Module, path: Path) -> Path:
-    """Save the state dict through a temporary file and one rename."""
-    import torch
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".pt.tmp")
-    torch.save(model.state_dict(), tmp)
-    os.replace(tmp, path)
-    return path
-
-
 def run_semantics(root: Path, models: dict[str, nn.Module], progress: bool = True) -> list[str]:
     """DORA's chain on the logits: concepts, semantic baselines, s-AMS, every functional
-    distance, Mantel tests, outliers and the atlas (EA_s layer-wise)."""
-    ingest_concepts(root, STIMULUS_SET, pl.DataFrame({"label": CLASSES, "wnid": DIGIT_WNIDS}))
-    run_semantic_distances(root, STIMULUS_SET, progress=progress)
+    distance, Mantel tests, outliers and the atlas (EA_s layer-wise); each step a job."""
+    step = steps(root, progress)
+    step(ingest_concepts, STIMULUS_SET, pl.DataFrame({"label": CLASSES, "wnid": DIGIT_WNIDS}))
+    step(run_semantic_distances, STIMULUS_SET)
     settings = Settings(n=3, m=64, size=IMAGE_SIZE, channels=1, mean=(0.5,), std=(0.5,),
                         batch_size=30)
     for model_id, model in models.items():
-        ingest_sams(model, model_id, LOGITS, "none", len(CLASSES), settings, root, progress)
-        run_unit_distances(root, model_id, STIMULUS_SET, LOGITS, "none", MEASURES, n=30, d=50)
-        run_outliers(root, model_id, SYNTHETIC, LOGITS, "none", "ea_s_layerwise",
-                     contamination=0.1, progress=progress)
-        run_atlas(root, model_id, SYNTHETIC, LOGITS, "none", "ea_s_layerwise", STIMULUS_SET)
-    result = run_mantel(root, STIMULUS_SET, tuple(models), LOGITS, progress=progress)
+        step(ingest_sams, model, model_id, LOGITS, "none", len(CLASSES), settings)
+        step(run_unit_distances, model_id, STIMULUS_SET, LOGITS, "none", MEASURES, n=30, d=50)
+        step(run_outliers, model_id, SYNTHETIC, LOGITS, "none", "ea_s_layerwise",
+             contamination=0.1)
+        step(run_atlas, model_id, SYNTHETIC, LOGITS, "none", "ea_s_layerwise", STIMULUS_SET)
+    result = step(run_mantel, STIMULUS_SET, tuple(models), LOGITS)
     best = result.filter(pl.col("r").is_not_null()).sort("r", descending=True).head(1)
     return [f"Mantel tests: {result.height} (digits are WordNet siblings, so path/lch/wup are "
             "constant and their r is NULL); best: " + ", ".join(
@@ -171,23 +106,16 @@ def run_demo(root: Path, progress: bool = True) -> list[str]:
     models = {}
     for state, (model, path) in build_models(root / "weights", progress).items():
         model_id = f"demo-cnn-{state}"
-        lines.append(ingest_model(
-            model, x, labels, model_id=model_id, stimulus_set=STIMULUS_SET,
-            root=root, architecture="unitsel.demo_cnn", state=state,
+        lines.append(steps(root, progress)(
+            ingest_model, model, x, labels, model_id=model_id, stimulus_set=STIMULUS_SET,
+            architecture="unitsel.demo_cnn", state=state,
             preprocessing=json.dumps(PREPROCESSING, sort_keys=True), source=str(path.resolve()),
-            class_names=CLASSES, layers=LAYERS, pools=("none", *KERNEL_POOLS), batch_size=256,
-            progress=progress,
-        ))
+            class_names=CLASSES, layers=LAYERS, pools=("none", *KERNEL_POOLS), batch_size=256))
         models[model_id] = model
     lines += run_semantics(root, models, progress)
-    from ingest.planted import run_planted  # these import this module
-    from ingest.study_demo import run_studies
-
     lines += run_planted(root, progress)
     lines += run_studies(root, models["demo-cnn-trained"], STIMULUS_SET, LOGITS, CLASSES,
                          list(models))
-    from ingest.concepts_demo import run_concepts
-
     lines += run_concepts(root, models, x * 0.5 + 0.5, labels["label"].to_list(),
                           STIMULUS_SET, LOGITS, "features.3", progress)
     lines.append(f"demo built in {time.perf_counter() - started:.1f} s")
@@ -204,19 +132,8 @@ def run_demo(root: Path, progress: bool = True) -> list[str]:
 @root_option
 def demo(faces: bool, imagenet: bool, root: Path) -> None:
     """Train the demo CNN on the bundled digits and ingest it, trained and untrained."""
-    from unitsel.warehouse import connection
-
-    for line in run_demo(root):
-        click.echo(line)
-    if faces:
-        from ingest.faces import run_faces
-
-        for line in run_faces(root):
-            click.echo(line)
-    if imagenet:
-        from ingest.imagenet import run_imagenet
-
-        for line in run_imagenet(root):
+    for run in (run_demo, *[run_faces] * faces, *[run_imagenet] * imagenet):
+        for line in run(root):
             click.echo(line)
     with connection(root) as con:
         click.echo(con.sql(
