@@ -75,7 +75,8 @@ def arrays_command(acts: Path, labels_file: Path, model_id: str, stimulus_set: s
                    replace_stimuli: bool, root: Path) -> None:
     """Import a stimuli x units activation array (.npy, .npz or .h5) for one layer."""
     with job(root) as tx:
-        click.echo(ingest_arrays(tx, acts, labels_file, model_id=model_id,
-                                 stimulus_set=stimulus_set, layer=layer, dataset=dataset,
-                                 pool=pool, state=state, architecture=architecture,
-                                 replace_stimuli=replace_stimuli))
+        summary = ingest_arrays(tx, acts, labels_file, model_id=model_id,
+                                stimulus_set=stimulus_set, layer=layer, dataset=dataset,
+                                pool=pool, state=state, architecture=architecture,
+                                replace_stimuli=replace_stimuli)
+    click.echo(summary)

@@ -199,6 +199,7 @@ def gale_command(files: tuple[Path, ...], model_id: str, stimulus_set: str, laye
                  pool: str, require_wnids: bool, replace_stimuli: bool, root: Path) -> None:
     """Import Gale et al.'s per-class, merged or normalised-merged HDF5 activations."""
     with job(root) as tx:
-        click.echo(ingest_gale(tx, files, model_id=model_id, stimulus_set=stimulus_set,
-                               layer=layer, pool=pool, require_wnids=require_wnids,
-                               replace_stimuli=replace_stimuli))
+        summary = ingest_gale(tx, files, model_id=model_id, stimulus_set=stimulus_set,
+                              layer=layer, pool=pool, require_wnids=require_wnids,
+                              replace_stimuli=replace_stimuli)
+    click.echo(summary)

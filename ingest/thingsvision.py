@@ -153,7 +153,8 @@ def thingsvision_command(folder: Path, model_id: str, stimulus_set: str, layer: 
                          labels_file: Path | None, replace_stimuli: bool, root: Path) -> None:
     """Import a thingsvision features folder (features.npy/.h5/.pt or chunks + file_names.txt)."""
     with job(root) as tx:
-        click.echo(ingest_thingsvision(tx, folder, model_id=model_id,
-                                       stimulus_set=stimulus_set, layer=layer,
-                                       labels_file=labels_file,
-                                       replace_stimuli=replace_stimuli))
+        summary = ingest_thingsvision(tx, folder, model_id=model_id,
+                                      stimulus_set=stimulus_set, layer=layer,
+                                      labels_file=labels_file,
+                                      replace_stimuli=replace_stimuli)
+    click.echo(summary)

@@ -19,17 +19,7 @@ import click
 import polars as pl
 
 from ingest.activations import ingest_model
-from ingest.demos import steps
-from ingest.demos.cnn import (
-    CLASSES,
-    IMAGE_SIZE,
-    LOGITS,
-    PREPROCESSING,
-    demo_cnn,
-    digits,
-    save_weights,
-    train,
-)
+from ingest.demos import cnn, steps
 from ingest.demos.concepts_demo import run_concepts
 from ingest.demos.faces import run_faces
 from ingest.demos.imagenet import run_imagenet
@@ -65,14 +55,14 @@ def build_models(weights_dir: Path, progress: bool = True) -> dict[str, tuple[nn
     """Train the demo CNN on 4 of every 5 digits; save it and an untrained copy."""
     import torch
 
-    x, labels = digits()
+    x, labels = cnn.digits()
     y = torch.tensor([int(v) for v in labels["label"]])
     train_rows = torch.arange(len(x)) % 5 != 0
     torch.manual_seed(0)
-    trained = train(demo_cnn(), x[train_rows], y[train_rows], progress=progress)
+    trained = cnn.train(cnn.demo_cnn(), x[train_rows], y[train_rows], progress=progress)
     torch.manual_seed(1)
-    untrained = demo_cnn().eval()
-    return {state: (model, save_weights(model, weights_dir / f"demo-cnn-{state}.pt"))
+    untrained = cnn.demo_cnn().eval()
+    return {state: (model, cnn.save_weights(model, weights_dir / f"demo-cnn-{state}.pt"))
             for state, model in (("trained", trained), ("untrained", untrained))}
 
 
@@ -80,17 +70,17 @@ def run_semantics(root: Path, models: dict[str, nn.Module], progress: bool = Tru
     """DORA's chain on the logits: concepts, semantic baselines, s-AMS, every functional
     distance, Mantel tests, outliers and the atlas (EA_s layer-wise); each step a job."""
     step = steps(root, progress)
-    step(ingest_concepts, STIMULUS_SET, pl.DataFrame({"label": CLASSES, "wnid": DIGIT_WNIDS}))
+    step(ingest_concepts, STIMULUS_SET, pl.DataFrame({"label": cnn.CLASSES, "wnid": DIGIT_WNIDS}))
     step(run_semantic_distances, STIMULUS_SET)
-    settings = Settings(n=3, m=64, size=IMAGE_SIZE, channels=1, mean=(0.5,), std=(0.5,),
+    settings = Settings(n=3, m=64, size=cnn.IMAGE_SIZE, channels=1, mean=(0.5,), std=(0.5,),
                         batch_size=30)
     for model_id, model in models.items():
-        step(ingest_sams, model, model_id, LOGITS, "none", len(CLASSES), settings)
-        step(run_unit_distances, model_id, STIMULUS_SET, LOGITS, "none", MEASURES, n=30, d=50)
-        step(run_outliers, model_id, SYNTHETIC, LOGITS, "none", "ea_s_layerwise",
+        step(ingest_sams, model, model_id, cnn.LOGITS, "none", len(cnn.CLASSES), settings)
+        step(run_unit_distances, model_id, STIMULUS_SET, cnn.LOGITS, "none", MEASURES, n=30, d=50)
+        step(run_outliers, model_id, SYNTHETIC, cnn.LOGITS, "none", "ea_s_layerwise",
              contamination=0.1)
-        step(run_atlas, model_id, SYNTHETIC, LOGITS, "none", "ea_s_layerwise", STIMULUS_SET)
-    result = step(run_mantel, STIMULUS_SET, tuple(models), LOGITS)
+        step(run_atlas, model_id, SYNTHETIC, cnn.LOGITS, "none", "ea_s_layerwise", STIMULUS_SET)
+    result = step(run_mantel, STIMULUS_SET, tuple(models), cnn.LOGITS)
     best = result.filter(pl.col("r").is_not_null()).sort("r", descending=True).head(1)
     return [f"Mantel tests: {result.height} (digits are WordNet siblings, so path/lch/wup are "
             "constant and their r is NULL); best: " + ", ".join(
@@ -101,7 +91,7 @@ def run_semantics(root: Path, models: dict[str, nn.Module], progress: bool = Tru
 def run_demo(root: Path, progress: bool = True) -> list[str]:
     """Build and ingest both demo models and run the semantic chain; return lines to print."""
     started = time.perf_counter()
-    x, labels = digits()
+    x, labels = cnn.digits()
     lines = []
     models = {}
     for state, (model, path) in build_models(root / "weights", progress).items():
@@ -109,15 +99,15 @@ def run_demo(root: Path, progress: bool = True) -> list[str]:
         lines.append(steps(root, progress)(
             ingest_model, model, x, labels, model_id=model_id, stimulus_set=STIMULUS_SET,
             architecture="unitsel.demo_cnn", state=state,
-            preprocessing=json.dumps(PREPROCESSING, sort_keys=True), source=str(path.resolve()),
-            class_names=CLASSES, layers=LAYERS, pools=("none", *KERNEL_POOLS), batch_size=256))
+            preprocessing=json.dumps(cnn.PREPROCESSING, sort_keys=True), source=str(path.resolve()),
+            class_names=cnn.CLASSES, layers=LAYERS, pools=("none", *KERNEL_POOLS), batch_size=256))
         models[model_id] = model
     lines += run_semantics(root, models, progress)
     lines += run_planted(root, progress)
-    lines += run_studies(root, models["demo-cnn-trained"], STIMULUS_SET, LOGITS, CLASSES,
+    lines += run_studies(root, models["demo-cnn-trained"], STIMULUS_SET, cnn.LOGITS, cnn.CLASSES,
                          list(models))
     lines += run_concepts(root, models, x * 0.5 + 0.5, labels["label"].to_list(),
-                          STIMULUS_SET, LOGITS, "features.3", progress)
+                          STIMULUS_SET, cnn.LOGITS, "features.3", progress)
     lines.append(f"demo built in {time.perf_counter() - started:.1f} s")
     return lines
 

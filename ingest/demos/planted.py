@@ -16,24 +16,14 @@ import numpy as np
 import polars as pl
 
 from ingest.activations import ingest_model
-from ingest.demos import steps
-from ingest.demos.cnn import (
-    CLASSES,
-    IMAGE_SIZE,
-    LOGITS,
-    PREPROCESSING,
-    demo_cnn,
-    digits,
-    save_weights,
-    train,
-)
+from ingest.demos import cnn, steps
 from unitsel.analyses.distances import run_unit_distances
 from unitsel.analyses.outliers import run_outliers
 from unitsel.warehouse import scan
 
 MODEL_ID = "demo-cnn-planted"
 STIMULUS_SET = "digits-and-faces"
-PLANTED_CLASSES = [*CLASSES, "face", "nonface"]
+PLANTED_CLASSES = [*cnn.CLASSES, "face", "nonface"]
 PLANTED_UNITS = (10, 11)
 MEASURES = ("pearson", "ea_n_pairwise", "ea_n_layerwise")
 
@@ -44,7 +34,7 @@ def faces_16px() -> tuple[np.ndarray, list[str]]:
     from skimage.data import lfw_subset
 
     crops = torch.tensor(lfw_subset(), dtype=torch.float32).unsqueeze(1)
-    small = torch.nn.functional.interpolate(crops, size=IMAGE_SIZE, mode="bilinear",
+    small = torch.nn.functional.interpolate(crops, size=cnn.IMAGE_SIZE, mode="bilinear",
                                             align_corners=False)
     # scikit-image documents the first 100 crops as faces, the other 100 as non-faces.
     return ((small - 0.5) / 0.5).numpy(), ["face"] * 100 + ["nonface"] * 100
@@ -54,29 +44,29 @@ def run_planted(root: Path, progress: bool = True) -> list[str]:
     """Train on digits + faces, record the logits, compute distances and the detectors' AUC."""
     import torch
 
-    x_digits, digit_labels = digits()
+    x_digits, digit_labels = cnn.digits()
     x_faces, face_labels = faces_16px()
     x = torch.cat([x_digits, torch.from_numpy(x_faces)])
     labels = [*digit_labels["label"].to_list(), *face_labels]
     y = torch.tensor([PLANTED_CLASSES.index(label) for label in labels])
     torch.manual_seed(2)
-    model = train(demo_cnn(len(PLANTED_CLASSES)), x[torch.arange(len(x)) % 5 != 0],
+    model = cnn.train(cnn.demo_cnn(len(PLANTED_CLASSES)), x[torch.arange(len(x)) % 5 != 0],
                   y[torch.arange(len(x)) % 5 != 0], progress=progress)
     frame = pl.DataFrame({
         "stimulus": pl.Series(range(len(labels)), dtype=pl.Int32),
         "uri": pl.Series([None] * len(labels), dtype=pl.String), "label": labels,
         "wnid": pl.Series([None] * len(labels), dtype=pl.String)})
-    weights = save_weights(model, root / "weights" / f"{MODEL_ID}.pt")
+    weights = cnn.save_weights(model, root / "weights" / f"{MODEL_ID}.pt")
     step = steps(root, progress)
     step(ingest_model, model, x, frame, model_id=MODEL_ID, stimulus_set=STIMULUS_SET,
          architecture="unitsel.demo_cnn", state="trained",
-         preprocessing=json.dumps(PREPROCESSING | {"faces": "lfw_subset 25 -> 16"},
+         preprocessing=json.dumps(cnn.PREPROCESSING | {"faces": "lfw_subset 25 -> 16"},
                                   sort_keys=True),
-         source=str(weights.resolve()), class_names=PLANTED_CLASSES, layers=[LOGITS],
+         source=str(weights.resolve()), class_names=PLANTED_CLASSES, layers=[cnn.LOGITS],
          pools=("none",), batch_size=256)
-    step(run_unit_distances, MODEL_ID, STIMULUS_SET, LOGITS, "none", MEASURES, n=30, d=60)
+    step(run_unit_distances, MODEL_ID, STIMULUS_SET, cnn.LOGITS, "none", MEASURES, n=30, d=60)
     for measure in MEASURES:
-        step(run_outliers, MODEL_ID, STIMULUS_SET, LOGITS, "none", measure,
+        step(run_outliers, MODEL_ID, STIMULUS_SET, cnn.LOGITS, "none", measure,
              contamination=2 / 12, truth=PLANTED_UNITS, repeats=10)
     auc = (scan("outlier_auc", root).filter(model_id=MODEL_ID)
            .group_by("measure").agg(pl.col("auc").mean()).sort("measure").collect())
