@@ -9,7 +9,9 @@ defines is reachable from `unitsel --help`, and every ingest source's from `unit
 from __future__ import annotations
 
 import ast
+import graphlib
 import importlib
+import itertools
 from collections.abc import Iterator
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -136,57 +138,18 @@ def test_src_never_imports_ingest_or_dashboards() -> None:
     assert not bad, "src/unitsel imports the layer on top of it:\n" + "\n".join(bad)
 
 
-def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
-    """Strongly connected components with more than one module (Tarjan, iterative)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    found = []
-    for start in sorted(edges):
-        if start in index:
-            continue
-        work = [(start, iter(sorted(edges[start])))]
-        index[start] = low[start] = len(index)
-        stack.append(start)
-        on_stack.add(start)
-        while work:
-            node, children = work[-1]
-            child = next(children, None)
-            if child is None:
-                work.pop()
-                if work:
-                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
-                if low[node] == index[node]:
-                    component = []
-                    while True:
-                        member = stack.pop()
-                        on_stack.discard(member)
-                        component.append(member)
-                        if member == node:
-                            break
-                    if len(component) > 1:
-                        found.append(sorted(component))
-            elif child not in index:
-                index[child] = low[child] = len(index)
-                stack.append(child)
-                on_stack.add(child)
-                work.append((child, iter(sorted(edges[child]))))
-            elif child in on_stack:
-                low[node] = min(low[node], index[child])
-    return found
-
-
 def test_no_import_cycles() -> None:
-    edges: dict[str, set[str]] = {m: set() for m in MODULES}
+    graph: dict[str, set[str]] = {m: set() for m in MODULES}
     for imp in IMPORTS:
-        edges[imp.source].add(imp.target)
-    report = []
-    for component in _cycles(edges):
+        graph[imp.source].add(imp.target)
+    try:
+        tuple(graphlib.TopologicalSorter(graph).static_order())
+    except graphlib.CycleError as error:
+        cycle = error.args[1]  # [a, b, …, a]: each imports the one before it
         inside = [str(imp) for imp in IMPORTS
-                  if imp.source in component and imp.target in component]
-        report.append(" <-> ".join(component) + ":\n  " + "\n  ".join(inside))
-    assert not report, "import cycles:\n" + "\n".join(report)
+                  if (imp.target, imp.source) in itertools.pairwise(cycle)]
+        raise AssertionError("import cycle " + " <- ".join(cycle) + ":\n"
+                             + "\n".join(inside)) from None
 
 
 def _reachable(group: click.Command, ctx: click.Context) -> Iterator[click.Command]:
