@@ -3,15 +3,32 @@
 -- installed from their PyPI wheels by unitsel (`python -m unitsel.lake`); nothing is
 -- downloaded. A secret carries the paths because ATTACH takes only constants. An attached
 -- `lake` (pinned to a snapshot by `unitsel.connect(root, snapshot=N)`) is kept as it is.
--- `.output` lines keep the CLI from printing the secret's "Success" row (Python skips them).
+-- `.output` lines keep the CLI from printing the secret's "Success" row and the check's empty
+-- result (Python skips them).
 LOAD ducklake;
 LOAD sqlite_scanner;
 LOAD postgres_scanner;
+-- Reading never creates: a root whose own catalog is missing or empty is refused (with data
+-- files beside it that would start a new warehouse over them), and the ATTACH below is then
+-- pointed where nothing can be created. (`unitsel` checks the same before it sets wh_catalog.)
+SET VARIABLE wh_refused = CASE
+    WHEN getvariable('wh_catalog') IS NOT NULL OR coalesce((SELECT max(size) FROM read_blob(
+        [getvariable('wh_root') || '/catalog.sqlite']) WHERE getvariable('wh_catalog') IS NULL),
+        0) > 0 THEN NULL
+    WHEN (SELECT count(*) FROM glob(getvariable('wh_root') || '/data/**/*.parquet')
+          WHERE getvariable('wh_catalog') IS NULL) > 0  -- (no glob when unitsel has checked)
+    THEN getvariable('wh_root') || ' holds data files but its catalog.sqlite is missing or '
+         || 'empty: restore it from a backup (docs/design.md); nothing was created'
+    ELSE getvariable('wh_root') || ' is not a unitsel warehouse (no catalog.sqlite): check '
+         || 'wh_root, or create one with `unitsel init`' END;
 .output /dev/null
+SELECT error('unitsel: ' || getvariable('wh_refused')) WHERE getvariable('wh_refused') NOT NULL;
 CREATE OR REPLACE SECRET unitsel_lake (
     TYPE ducklake,
-    METADATA_PATH coalesce(getvariable('wh_catalog'),
-                           'sqlite:' || getvariable('wh_root') || '/catalog.sqlite'),
+    METADATA_PATH CASE WHEN getvariable('wh_refused') IS NULL
+        THEN coalesce(getvariable('wh_catalog'),
+                      'sqlite:' || getvariable('wh_root') || '/catalog.sqlite')
+        ELSE 'sqlite:/dev/null/unitsel-refused' END,
     DATA_PATH getvariable('wh_root') || '/data/'
 );
 .output

@@ -71,7 +71,8 @@ def query(sql: str, as_csv: bool, snapshot: int | None, root: Path) -> None:
 def _print_query(sql: str, as_csv: bool, root: Path, snapshot: int | None = None) -> None:
     from unitsel.warehouse import connection
 
-    with connection(root, snapshot=snapshot, catalog=settings().catalog) as con:
+    with connection(root, snapshot=snapshot, catalog=settings().catalog,
+                    create=False) as con:
         relation = con.sql(sql)
         if relation is None:
             click.echo(f"ok: {sql.strip().split()[0].upper() if sql.strip() else 'nothing'} "
@@ -99,7 +100,7 @@ def models(as_json: bool, root: Path) -> None:
     if as_json:
         from unitsel.warehouse import connection
 
-        with connection(root, catalog=settings().catalog) as con:
+        with connection(root, catalog=settings().catalog, create=False) as con:
             frame = con.sql("SELECT * FROM models ORDER BY model_id").pl()
         for record in frame.iter_rows(named=True):
             click.echo(json.dumps(record))
@@ -155,7 +156,7 @@ def selectivity(model_id: str, stimulus_set: str, layer: str | None, pool: str,
     """Write every unit's class selectivity (Gale et al. 2019) to a CSV or Parquet file."""
     from unitsel.exports import export_selectivity
 
-    with job(root) as tx:
+    with job(root, create=False) as tx:
         rows = export_selectivity(tx, out, model_id=model_id, stimulus_set=stimulus_set,
                                   layer=layer, pool=pool, correct_only=correct_only)
     click.echo(f"wrote {rows:,} units to {out}")
@@ -175,7 +176,7 @@ def category(model_id: str, stimulus_set: str, category: str, layer: str | None,
     """Write every unit's category selectivity (FSI, d', rank-sum, t-tests) to a file."""
     from unitsel.exports import export_category
 
-    with job(root) as tx:
+    with job(root, create=False) as tx:
         rows = export_category(tx, out, model_id=model_id, stimulus_set=stimulus_set,
                                category=category, layer=layer, pool=pool)
     click.echo(f"wrote {rows:,} units to {out}")

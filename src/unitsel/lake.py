@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import os
 import random
+import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -83,19 +84,52 @@ def load_sql() -> str:
 
 def catalog(root: Path, given: str | None = None) -> str:
     """The DuckLake metadata path of `root`: `given`, else `$UNITSEL_CATALOG`, else what the
-    root recorded, else its own SQLite file."""
+    root recorded, else its own SQLite file. A root that has a catalog refuses another."""
     pointer = Path(root) / CATALOG_POINTER
     recorded = pointer.read_text().strip() if pointer.is_file() else None
-    chosen = given or os.environ.get("UNITSEL_CATALOG") or recorded
-    if chosen is None:
-        return f"sqlite:{Path(root) / SQLITE_CATALOG}"
+    own = f"sqlite:{Path(root) / SQLITE_CATALOG}"
+    chosen = given or os.environ.get("UNITSEL_CATALOG") or recorded or own
     if not chosen.startswith(("postgres:", "sqlite:")):
         raise InputError(f"a catalog is 'postgres:<libpq connection string>' or "
-                         f"'sqlite:<file>', got {chosen!r}", column="--catalog")
-    if recorded is not None and chosen != recorded:
+                         f"'sqlite:<file>', got {without_secrets(chosen)!r}", column="--catalog")
+    if recorded is not None and without_secrets(chosen) != recorded:
         raise InputError(f"this warehouse's catalog is {recorded!r} (see {pointer}), "
-                         f"not {chosen!r}", column="--catalog")
+                         f"not {without_secrets(chosen)!r}", column="--catalog")
+    if recorded is None and chosen != own and (Path(root) / SQLITE_CATALOG).exists():
+        raise InputError(f"this warehouse's catalog is its own {SQLITE_CATALOG}, not "
+                         f"{without_secrets(chosen)!r}", column="--catalog")
     return chosen
+
+
+def without_secrets(catalog_path: str) -> str:
+    """A catalog path with any libpq `password=…` removed: what may be written down or shown
+    (the password then comes from PGPASSWORD, ~/.pgpass or a service file)."""
+    return re.sub(r"\bpassword\s*=\s*('(?:[^'\\]|\\.)*'|\S+)\s*", "", catalog_path).strip()
+
+
+def _refuse_unusable(root: Path, catalog_path: str, create: bool) -> None:
+    """Never start a new catalog over data files whose own catalog is missing or empty (that
+    loses their history, and `clean` would delete them); readers never create a warehouse."""
+    if not catalog_path.startswith("sqlite:"):
+        if not create and not root.is_dir():
+            raise InputError("not a unitsel warehouse (no such folder); check --root",
+                             file=root)
+        return
+    file = Path(catalog_path.removeprefix("sqlite:"))
+    if file.is_file() and file.stat().st_size > 0:
+        return
+    state = "empty (0 bytes)" if file.is_file() else "missing"
+    data = next(iter(sorted((root / DATA_DIR).rglob("*.parquet"))), None)
+    if data is not None:
+        raise InputError(
+            f"the catalog is {state}, but {root} holds data files ({data.relative_to(root)} …): "
+            "unitsel will not start a new warehouse over them; restore the catalog from a "
+            "backup (docs/design.md, 'Backups of the catalog'), or move data/ away to start "
+            "afresh", file=file)
+    if not create:
+        raise InputError(f"not a unitsel warehouse (its catalog {file.name} is {state}); "
+                         "check --root, or create one with an ingest or `unitsel init`",
+                         file=root)
 
 
 def data_path(root: Path) -> str:
@@ -143,8 +177,8 @@ def create_catalog(root: Path, catalog_path: str) -> None:
     if catalog_path.startswith("sqlite:"):
         with sqlite3.connect(catalog_path.removeprefix("sqlite:")) as db:
             db.execute("PRAGMA journal_mode=WAL")
-    elif not (root / CATALOG_POINTER).exists():
-        (root / CATALOG_POINTER).write_text(catalog_path + "\n")
+    if catalog_path != f"sqlite:{root / SQLITE_CATALOG}" and not (root / CATALOG_POINTER).exists():
+        (root / CATALOG_POINTER).write_text(without_secrets(catalog_path) + "\n")
 
 
 def partition_dir(root: Path, t: Table, values: Mapping[str, str]) -> Path:
@@ -168,14 +202,16 @@ def column_ddl(t: Table) -> str:
     return ", ".join(f"{c.name} {c.duckdb_type}" for c in t.columns)
 
 
-def init(root: Path, catalog_given: str | None = None) -> str:
-    """Create the lake and every registry table it lacks (and columns a table lacks, for
-    warehouses made by an older unitsel); returns the catalog path. Idempotent and safe to
-    run from several processes at once."""
+def init(root: Path, catalog_given: str | None = None, *, create: bool = False) -> str:
+    """Check the warehouse and add every registry table it lacks (and columns a table lacks,
+    for warehouses made by an older unitsel); returns the catalog path. Only with `create`
+    (writers) may it make a new warehouse. Idempotent and safe to run from several processes
+    at once."""
     root = Path(root).resolve()
     if "\\" in str(root):  # DuckDB's file system reads a backslash as a path separator
         raise InputError("a warehouse root may not contain a backslash", file=root)
     catalog_path = catalog(root, catalog_given)
+    _refuse_unusable(root, catalog_path, create)  # each time: a file can go while we run
     key = (str(root), catalog_path)
     if key in _initialised:
         return catalog_path
@@ -204,7 +240,7 @@ def init(root: Path, catalog_given: str | None = None) -> str:
         _initialised.add(key)
         return catalog_path
 
-    def create(con: duckdb.DuckDBPyConnection) -> None:
+    def add_tables(con: duckdb.DuckDBPyConnection) -> None:
         existing = existing_columns(con)
         for t in TABLES.values():
             if t.name not in existing:
@@ -222,7 +258,7 @@ def init(root: Path, catalog_given: str | None = None) -> str:
             # read a snapshot from its files alone.
             con.execute(f"CALL {ALIAS}.set_option('data_inlining_row_limit', 0)")
 
-    commit(root, catalog_path, create, "init")
+    commit(root, catalog_path, add_tables, "init")
     _initialised.add(key)
     return catalog_path
 
@@ -294,28 +330,31 @@ def delete_partitions(con: duckdb.DuckDBPyConnection, root: Path, t: Table,
                         + " AND ".join(f"{k} = ?" for k in t.partition_by), list(key))
 
 
-def remove_if_empty(root: Path, catalog_path: str) -> None:
-    """Delete a root whose lake holds no data file (only what `init` made): what a
-    job that failed before its first commit leaves when it was the one creating the root.
-    A root with a catalog elsewhere (PostgreSQL) is left alone."""
+def remove_new_root(root: Path, catalog_path: str | None) -> None:
+    """Delete a root a failed first job created, when its lake holds no data file (only
+    what `init` made, or not even that: a catalog that could not be opened), so a failed
+    first job leaves no root and no `catalog.txt` binding it to a catalog."""
     import shutil
 
-    if not catalog_path.startswith("sqlite:"):
+    if catalog_path is not None and catalog_path.startswith("sqlite:"):
+        con = attach(root, catalog_path)
+        try:
+            meta = f"__ducklake_metadata_{ALIAS}"
+            files = con.sql(f"SELECT count(*) FROM {meta}.ducklake_data_file f JOIN "
+                            f"{meta}.ducklake_table t USING (table_id) "
+                            f"WHERE t.table_name <> '{GUARD}'").fetchone()
+        finally:
+            con.close()
+        if files is None or files[0] > 0:
+            return
+    elif any((Path(root) / DATA_DIR).rglob("*.parquet")):
         return
-    con = attach(root, catalog_path)
-    try:
-        meta = f"__ducklake_metadata_{ALIAS}"
-        files = con.sql(f"SELECT count(*) FROM {meta}.ducklake_data_file f JOIN "
-                        f"{meta}.ducklake_table t USING (table_id) "
-                        f"WHERE t.table_name <> '{GUARD}'").fetchone()
-    finally:
-        con.close()
-    if files and files[0] == 0:
+    if catalog_path is not None:
         instance = _instances.pop((str(Path(root)), catalog_path), None)
         if instance is not None:
             instance.close()
         _initialised.discard((str(Path(root).resolve()), catalog_path))
-        shutil.rmtree(root, ignore_errors=True)
+    shutil.rmtree(root, ignore_errors=True)
 
 
 class ConflictError(RuntimeError):

@@ -17,6 +17,7 @@ from urllib.parse import unquote
 import polars as pl
 from tqdm import tqdm
 
+from unitsel.errors import InputError
 from unitsel.schema import TABLES, Table
 
 OLD = ".old-layout"
@@ -36,10 +37,17 @@ def _old_files(old: Path, t: Table) -> list[tuple[dict[str, str], Path]]:
 def migrate(root: Path, catalog: str | None = None) -> dict[str, int]:
     """Copy every partition of the old layout into the lake in one commit; returns the rows
     copied per table. A root already in the new layout is left as it is."""
+    from unitsel.lake import SQLITE_CATALOG
     from unitsel.warehouse import Transaction
 
     root = Path(root)
     old = root / OLD
+    if not old.is_dir() and not any(any((root / t.name).glob(f"{t.partition_by[0]}=*"))
+                                    for t in TABLES.values()):
+        if (root / SQLITE_CATALOG).is_file():
+            return {}
+        raise InputError(f"{root} holds no warehouse of the old layout (folders such as "
+                         "activations/model_id=…): nothing to migrate", file=root)
     old.mkdir(parents=True, exist_ok=True)
     for t in TABLES.values():
         for folder in (root / t.name).glob(f"{t.partition_by[0]}=*"):

@@ -42,7 +42,8 @@ def job(root: Path, **options: Any) -> Transaction:
     """The job handle of the running command: its root with the catalog and scheduler the
     command line gave."""
     given = settings()
-    return Transaction(root, catalog=given.catalog, scheduler=given.scheduler, **options)
+    return Transaction(root, catalog=given.catalog, scheduler=given.scheduler,
+                       name=click.get_current_context().command_path, **options)
 
 
 class _Name(click.ParamType[str]):

@@ -116,10 +116,12 @@ def dashboard(port: int, host: str, headless: bool, root: Path) -> None:
     import subprocess
     import sys
 
-    from unitsel.warehouse import init
+    from unitsel import lake
 
+    root = root.resolve()
     catalog = settings().catalog
-    environment = os.environ | {"UNITSEL_ROOT": str(init(root, catalog).resolve())} | (
+    lake.init(root, catalog)  # a warehouse, or a clear error (readers never create one)
+    environment = os.environ | {"UNITSEL_ROOT": str(root)} | (
         {"UNITSEL_CATALOG": catalog} if catalog else {})
     if host not in LOOPBACK:
         click.echo(f"warning: listening on {host}: anyone who can reach port {port} there can "

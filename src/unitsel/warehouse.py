@@ -157,16 +157,25 @@ class Transaction:
     job that fails on bad input writes nothing. Every partition written replaces the rows the
     partition had. `snapshot` is the snapshot the job reads (default: the newest when the
     transaction starts); result tables record it in their `snapshot_id` column. `scheduler`
-    is a Dask scheduler's address for the per-file work (`unitsel.compute`).
+    is a Dask scheduler's address for the per-file work (`unitsel.compute`); `name` what
+    the commit message calls the job (default: the program's name); a job that only reads
+    is opened with `create=False`, so a mistyped root is refused instead of made.
     """
 
     def __init__(self, root: Path | str = DEFAULT_ROOT, *, catalog: str | None = None,
                  snapshot: int | None = None, scheduler: str | None = None,
-                 progress: bool = True) -> None:
+                 progress: bool = True, name: str | None = None, create: bool = True) -> None:
         self.root = Path(root).resolve()
+        # What the commit message calls the job: never its options, which may hold secrets.
+        self.name = name or Path(sys.argv[0]).name
         # A job that fails on bad input leaves no trace: not even a new root's empty lake.
         self._new_root = not self.root.exists()
-        self.catalog = lake.init(self.root, catalog)
+        try:
+            self.catalog = lake.init(self.root, catalog, create=create)
+        except BaseException:  # a catalog that cannot be opened: no root bound to it
+            if self._new_root:
+                lake.remove_new_root(self.root, None)
+            raise
         self.scheduler = scheduler
         self.progress = progress
         self.snapshot = (lake.current_snapshot(self.root, self.catalog) if snapshot is None
@@ -191,7 +200,7 @@ class Transaction:
                 if exc_type is not None or not self._committed:
                     staged.path.unlink(missing_ok=True)
             if not self._committed and self._new_root:
-                lake.remove_if_empty(self.root, self.catalog)
+                lake.remove_new_root(self.root, self.catalog)
 
     def scan(self, t: Table | str) -> pl.LazyFrame:
         """`t` as the job reads it: at its snapshot."""
@@ -300,8 +309,7 @@ class Transaction:
             shown = ", ".join("/".join(v) for v in values[:3])
             more = f" +{len(values) - 3}" if len(values) > 3 else ""
             parts.append(f"{name}[{shown}{more}]")
-        command = " ".join(Path(a).name if i == 0 else a for i, a in enumerate(sys.argv[:3]))
-        return f"{command} (pid {os.getpid()}): {'; '.join(parts) or 'no rows'}"
+        return f"{self.name} (pid {os.getpid()}): {'; '.join(parts) or 'no rows'}"
 
 
 def write(frame: pl.DataFrame, t: Table | str, root: Path | str = DEFAULT_ROOT) -> None:
@@ -312,7 +320,7 @@ def write(frame: pl.DataFrame, t: Table | str, root: Path | str = DEFAULT_ROOT) 
 
 def init(root: Path | str = DEFAULT_ROOT, catalog: str | None = None) -> Path:
     """Create the warehouse (its lake and every table) if needed; returns the root."""
-    lake.init(Path(root).resolve(), catalog)
+    lake.init(Path(root).resolve(), catalog, create=True)
     return Path(root)
 
 
@@ -322,7 +330,7 @@ def scan(t: Table | str, root: Path | str = DEFAULT_ROOT, *, snapshot: int | Non
     columns in registry order and types."""
     t = _as_table(t)
     root = Path(root).resolve()
-    catalog_path = lake.init(root, catalog)
+    catalog_path = lake.init(root, catalog, create=True)
     con = lake.attach(root, catalog_path)
     try:
         files = con.sql(
@@ -346,15 +354,16 @@ def scan(t: Table | str, root: Path | str = DEFAULT_ROOT, *, snapshot: int | Non
 
 
 def connect(root: Path | str = DEFAULT_ROOT, *, snapshot: int | None = None,
-            catalog: str | None = None) -> duckdb.DuckDBPyConnection:
+            catalog: str | None = None, create: bool = True) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with every view and macro of `sql/init.sql` over the
-    newest snapshot of the warehouse, or over `snapshot` (read-only: DuckLake time travel)."""
+    newest snapshot of the warehouse, or over `snapshot` (read-only: DuckLake time travel).
+    A new warehouse is made at `root` unless `create` is False (the CLI's reading commands)."""
     import duckdb
 
     from unitsel.sqlfiles import init_script
 
     root = Path(root).resolve()
-    catalog_path = lake.init(root, catalog)
+    catalog_path = lake.init(root, catalog, create=create)
     lake.install_extensions()
     con = duckdb.connect()
     con.execute("SET VARIABLE wh_root = ?", [str(root)])
@@ -368,9 +377,10 @@ def connect(root: Path | str = DEFAULT_ROOT, *, snapshot: int | None = None,
 
 @contextlib.contextmanager
 def connection(root: Path | str = DEFAULT_ROOT, *, snapshot: int | None = None,
-               catalog: str | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+               catalog: str | None = None, create: bool = True
+               ) -> Iterator[duckdb.DuckDBPyConnection]:
     """`connect(root)` that closes itself."""
-    con = connect(root, snapshot=snapshot, catalog=catalog)
+    con = connect(root, snapshot=snapshot, catalog=catalog, create=create)
     try:
         yield con
     finally:
