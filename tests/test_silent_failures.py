@@ -10,6 +10,7 @@ import hashlib
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -158,3 +159,36 @@ def test_a_password_is_never_written_down(
     assert "hunter2" not in result.output and "--catalog" not in result.output
     everything = b"".join(p.read_bytes() for p in (folder / "pg").rglob("*") if p.is_file())
     assert b"hunter2" not in everything
+
+
+def test_a_scheduler_that_never_answers_fails_before_any_work(
+        folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A listener that accepts connections and never answers, as a scheduler: the job fails
+    within the handshake timeout, names the option, and leaves no root."""
+    monkeypatch.setattr("unitsel.compute.SCHEDULER_TIMEOUT", 2.0)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        address = f"tcp://127.0.0.1:{silent.getsockname()[1]}"
+        started = time.monotonic()
+        result = CliRunner().invoke(cli, [*_arrays(folder / "new")[:1], "--scheduler", address,
+                                          *_arrays(folder / "new")[1:]])
+    assert time.monotonic() - started < 30
+    assert result.exit_code != 0, result.output
+    assert f"the Dask scheduler '{address}' did not answer within 2 s" in result.output
+    assert "--scheduler" in result.output and "unexpected" not in result.output
+    assert not (folder / "new").exists()
+
+
+@pytest.mark.parametrize("snapshot", ["-1", str(2**70), "99"])
+@pytest.mark.parametrize("command", [["query", "SELECT 1"], ["sql"]], ids=["query", "sql"])
+def test_a_snapshot_that_does_not_exist_is_named(
+        warehouse: Path, snapshot: str, command: list[str]) -> None:
+    _refused([*command, "--snapshot", snapshot], warehouse,
+             f"option --snapshot: no snapshot {snapshot}: this warehouse has snapshots 0 to")
+
+
+@pytest.mark.parametrize("age", ["-1", "nan", "inf", "-inf"])
+@pytest.mark.parametrize("option", ["--orphans-older-than", "--expire-older-than"])
+def test_clean_refuses_ages_that_are_not_ages(warehouse: Path, age: str, option: str) -> None:
+    _refused(["clean", option, age], warehouse, "is not an age: give a finite number >= 0")

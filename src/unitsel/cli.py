@@ -7,6 +7,7 @@ point group, so this module never imports them.
 from __future__ import annotations
 
 import json
+import math
 import shlex
 import sys
 from pathlib import Path
@@ -251,10 +252,20 @@ def migrate(root: Path) -> None:
     click.echo(f"migrated {sum(rows.values()):,} rows of {len(rows)} tables into {root}")
 
 
+def _age(value: float | None, param: click.Parameter) -> float | None:
+    # NaN, infinities and negative ages would mean "everything" or crash deep in DuckDB.
+    if value is not None and not (math.isfinite(value) and value >= 0):
+        raise click.BadParameter(f"{value} is not an age: give a finite number >= 0",
+                                 param=param)
+    return value
+
+
 @cli.command()
 @click.option("--orphans-older-than", "orphan_hours", default=24.0, show_default=True,
+              callback=lambda ctx, param, value: _age(value, param),
               help="Hours after which a data file no snapshot lists (a killed job's) goes.")
 @click.option("--expire-older-than", "expire_days", type=float, default=None,
+              callback=lambda ctx, param, value: _age(value, param),
               help="Days after which snapshots are forgotten and the files only they used "
                    "deleted; default keep every snapshot (time travel).")
 @root_option
@@ -292,6 +303,7 @@ def duckdb_command(root: Path, snapshot: int | None = None, catalog: str | None 
     statements = [f"SET VARIABLE wh_root={sql_string(str(root))}",
                   f"SET VARIABLE wh_catalog={sql_string(catalog)}"]
     if snapshot is not None:
+        lake.require_snapshot(root, catalog, snapshot)
         statements += [lake.load_sql(), lake.attach_sql(root, catalog, snapshot=snapshot)]
     duckdb = Path(sys.executable).with_name("duckdb")
     return (f"cd {shlex.quote(str(sql_home()))} && {shlex.quote(str(duckdb))} "

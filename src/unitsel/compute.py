@@ -16,9 +16,14 @@ from typing import Any, TypeVar
 
 from tqdm import tqdm
 
+from unitsel.errors import InputError
+
 WORKERS_ENV = "UNITSEL_WORKERS"  # workers of the local cluster; default one per core
 # Below this much work a local cluster costs more to start (seconds) than it saves.
 LOCAL_CLUSTER_ROWS = 200_000_000
+# Seconds a scheduler has to answer before a job starts: a listener that accepts and never
+# answers would otherwise hang the job (a Client's own timeout does not bound the handshake).
+SCHEDULER_TIMEOUT = 30.0
 T = TypeVar("T")
 
 
@@ -72,6 +77,32 @@ class DaskRunner(Runner):
             for future in as_completed(futures):
                 bar.update(size_of[future.key])
         return list(self.client.gather(futures))
+
+
+def check_scheduler(address: str) -> int:
+    """Contact the Dask scheduler at `address` (before a job does any work); its number of
+    workers, or an InputError saying it did not answer within `SCHEDULER_TIMEOUT` seconds."""
+    import asyncio
+
+    from distributed.comm.core import connect
+
+    async def identity() -> int:
+        comm = await connect(address)
+        try:
+            await comm.write({"op": "identity", "reply": True})
+            return len((await comm.read())["workers"])
+        finally:
+            await comm.close()
+
+    try:
+        return asyncio.run(asyncio.wait_for(identity(), SCHEDULER_TIMEOUT))
+    except TimeoutError:
+        raise InputError(f"the Dask scheduler {address!r} did not answer within "
+                         f"{SCHEDULER_TIMEOUT:g} s; is `dask scheduler` running there?",
+                         column="--scheduler") from None
+    except (OSError, ValueError, TypeError) as error:
+        raise InputError(f"the Dask scheduler {address!r} cannot be reached: {error}",
+                         column="--scheduler") from None
 
 
 @contextlib.contextmanager

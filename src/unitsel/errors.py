@@ -22,7 +22,8 @@ class InputError(ValueError):
             for part in (
                 self.file,
                 None if row is None else f"row {row}",
-                None if column is None else f"column {column!r}",
+                None if column is None else (f"option {column}" if column.startswith("--")
+                                             else f"column {column!r}"),
             )
             if part is not None
         ]

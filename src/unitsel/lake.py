@@ -290,6 +290,19 @@ def current_snapshot(root: Path, catalog_path: str | None = None) -> int:
     return int(row[0])
 
 
+def require_snapshot(root: Path, catalog_path: str, snapshot: int) -> None:
+    """An InputError unless the lake has (still) got snapshot `snapshot`."""
+    con = attach(root, catalog_path)
+    try:
+        ids = [row[0] for row in con.sql(
+            f"SELECT snapshot_id FROM {ALIAS}.snapshots() ORDER BY 1").fetchall()]
+    finally:
+        con.close()
+    if snapshot not in ids:
+        raise InputError(f"no snapshot {snapshot}: this warehouse has snapshots {ids[0]} to "
+                         f"{ids[-1]} (`unitsel snapshots` lists them)", column="--snapshot")
+
+
 def partition_files(con: duckdb.DuckDBPyConnection, root: Path,
                     t: Table) -> dict[tuple[str, ...], list[str]]:
     """The data files of every committed partition of `t`, by partition values, from the

@@ -168,6 +168,8 @@ class Transaction:
         self.root = Path(root).resolve()
         # What the commit message calls the job: never its options, which may hold secrets.
         self.name = name or Path(sys.argv[0]).name
+        if scheduler:  # before any work: a scheduler that does not answer fails fast
+            compute.check_scheduler(scheduler)
         # A job that fails on bad input leaves no trace: not even a new root's empty lake.
         self._new_root = not self.root.exists()
         try:
@@ -364,6 +366,8 @@ def connect(root: Path | str = DEFAULT_ROOT, *, snapshot: int | None = None,
 
     root = Path(root).resolve()
     catalog_path = lake.init(root, catalog, create=create)
+    if snapshot is not None:
+        lake.require_snapshot(root, catalog_path, snapshot)
     lake.install_extensions()
     con = duckdb.connect()
     con.execute("SET VARIABLE wh_root = ?", [str(root)])
