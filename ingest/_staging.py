@@ -93,14 +93,19 @@ class ActivationSink:
         rows = lake.DATA_FILE_ROWS if file_rows is None else file_rows
         self.units_per_file = max(1, rows // max(1, n_stimuli))
 
-    def __call__(self, layer: str, pool: str, first: int, block: np.ndarray) -> None:
+    def __call__(self, layer: str, pool: str, first: int, block: np.ndarray,
+                 source: object = None, row: int | None = None) -> None:
+        """`source` and `row`: the file the block was read from and its first row there, for
+        errors, when the stimuli come from several files (default: the sink's source, the
+        stimulus number)."""
         keys = {"model_id": self.model_id, "stimulus_set": self.stimulus_set,
                 "layer": layer, "pool": pool}
+        source = self.source if source is None else source
         for index, start in enumerate(range(0, block.shape[1], self.units_per_file)):
             units = block[:, start:start + self.units_per_file]
             self.tx.write_partition("activations", keys,
-                                    long_frame(units, first, self.source, start),
-                                    self.source, block=index)
+                                    long_frame(units, first, source, start, first_row=row),
+                                    source, block=index)
 
 
 def summary_line(tx: Transaction) -> str:

@@ -25,22 +25,31 @@ from unitsel.options import NAME, job, root_option
 
 def ingest_arrays(
     tx: Transaction, acts: Path, labels_file: Path, *, model_id: str, stimulus_set: str,
-    layer: str, dataset: str | None = None, pool: str = "none", state: str = "trained",
-    architecture: str = "unknown", replace_stimuli: bool = False,
+    layer: str, dataset: str | None = None, pool: str = "none", state: str | None = None,
+    architecture: str | None = None, replace_stimuli: bool = False,
 ) -> str:
     """Write one layer's activations, the stimuli and (with `is_correct`) correctness.
 
-    The models row is written only when the model is new, so importing a layer never erases
-    provenance an earlier torch ingest recorded. Returns a one-line summary.
+    The models row is written only when the model is new (`state` default trained,
+    `architecture` default unknown), so importing a layer never erases provenance an earlier
+    torch ingest recorded; a `state` or `architecture` that contradicts it is refused rather
+    than ignored. Returns a one-line summary.
     """
     labels = read_labels(labels_file)
+    model = tx.read_partition("models", {"model_id": model_id})
+    for column, value in (("state", state), ("architecture", architecture)):
+        if model is not None and value is not None and value != model[column][0]:
+            raise InputError(f"does not apply: model {model_id!r} is already recorded with "
+                             f"{column} {model[column][0]!r} (the option describes a new model)",
+                             column=f"--{column}")
     with arrays.open_array(acts, dataset) as array:
         if array.shape[0] != labels.height:
             raise InputError(f"{array.shape[0]} rows (stimuli) but {labels_file} labels "
                              f"{labels.height} stimuli", file=acts)
         stage_stimuli(tx, stimulus_set, labels, labels_file, replace_stimuli)
-        stage_model(tx, model_id, architecture=architecture, state=state, weights_sha256=None,
-                    preprocessing="{}", source=str(Path(acts).resolve()), if_new=True)
+        stage_model(tx, model_id, architecture=architecture or "unknown",
+                    state=state or "trained", weights_sha256=None, preprocessing="{}",
+                    source=str(Path(acts).resolve()), if_new=True)
         n_units = int(array.shape[1])
         stage_layers(tx, model_id, [LayerInfo(layer, pool, "array", n_units, (n_units,))],
                      ordered=False)
@@ -65,13 +74,16 @@ def ingest_arrays(
 @click.option("--dataset", default=None, help="Dataset name inside an .npz or .h5 file.")
 @click.option("--pool", default="none", show_default=True,
               type=click.Choice(["none", "mean", "max", "l2"]))
-@click.option("--state", type=NAME, default="trained", show_default=True,
-              help="Model state when the model is new: trained, untrained or a checkpoint.")
-@click.option("--architecture", type=NAME, default="unknown", show_default=True)
+@click.option("--state", type=NAME, default=None,
+              help="Model state when the model is new: trained (default), untrained or a "
+                   "checkpoint.")
+@click.option("--architecture", type=NAME, default=None,
+              help="When the model is new (default: unknown).")
 @click.option("--replace-stimuli", is_flag=True, help="Overwrite a stimulus set that differs.")
 @root_option
 def arrays_command(acts: Path, labels_file: Path, model_id: str, stimulus_set: str, layer: str,
-                   dataset: str | None, pool: str, state: str, architecture: str,
+                   dataset: str | None, pool: str, state: str | None,
+                   architecture: str | None,
                    replace_stimuli: bool, root: Path) -> None:
     """Import a stimuli x units activation array (.npy, .npz or .h5) for one layer."""
     with job(root) as tx:

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from unitsel.concepts import BUILT_IN, built_in, ingest_concepts, read_csv
+from unitsel.errors import InputError
 from unitsel.options import job, root_option
 
 
@@ -18,6 +19,9 @@ from unitsel.options import job, root_option
 def concepts_command(concept_set: str, csv_file: Path | None, root: Path) -> None:
     """Map a concept set's labels to WordNet noun synsets."""
     labels = read_csv(csv_file) if csv_file else built_in(concept_set)
+    if labels.is_empty():  # writing it would replace the concept set with nothing
+        raise InputError("holds no rows after the header; a concept set needs at least one "
+                         "label,wnid row", file=csv_file)
     with job(root) as tx:
         frame = ingest_concepts(tx, concept_set, labels)
     click.echo(f"concepts {concept_set}: {frame.height} labels, e.g. "

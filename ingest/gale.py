@@ -15,17 +15,20 @@ Every image in them was classified correctly (that is how the sets were built), 
 predictions record `is_correct` true and the `correct` subset equals `all`, as in the paper.
 Stimuli are numbered class by class in class-name order, then in file order within a class;
 `label` and `wnid` are the class name (the wnid, required to look like one with `--wnids`),
-`uri` the image's entry in `file_names` (its base name when the entry is an absolute path or
-leaves its folder). Classes are read one row block at a time: memory stays bounded by a block
-whatever the file holds (Gale et al.'s five layers are ≈ 7.5·10⁹ activations).
+`uri` the image's entry in `file_names` (when some entries are absolute or leave their
+folder: each relative to the folder all of them share). Classes are read one row block at a
+time: memory stays bounded by a block whatever the file holds (Gale et al.'s five layers are
+≈ 7.5·10⁹ activations).
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import click
@@ -43,7 +46,7 @@ from ingest._staging import (
 )
 from unitsel import Transaction
 from unitsel.adapters.arrays import BLOCK_ROWS, blocks, open_h5
-from unitsel.adapters.labels import uri_problem
+from unitsel.adapters.labels import image_uris
 from unitsel.adapters.torch_model import LayerInfo
 from unitsel.errors import InputError
 from unitsel.options import NAME, job, root_option
@@ -63,8 +66,18 @@ class GaleClass:
     n_neurons: int
 
 
-def _text(values: Any) -> list[str]:
-    return [v.decode() if isinstance(v, bytes) else str(v) for v in np.asarray(values).ravel()]
+def _file_names(cls: GaleClass) -> list[str]:
+    """A class's `file_names` entries as text (undecodable bytes are located)."""
+    with open_h5(cls.file) as handle:
+        values = np.asarray(handle[cls.group]["file_names"][()]).ravel()
+    names = []
+    for index, value in enumerate(values):
+        try:
+            names.append(value.decode() if isinstance(value, bytes) else str(value))
+        except UnicodeDecodeError:
+            raise InputError(f"file name {bytes(value)!r} is not UTF-8 text", file=cls.file,
+                             row=index, column=f"{cls.group.rstrip('/')}/file_names") from None
+    return names
 
 
 def find_classes(files: Sequence[Path]) -> list[GaleClass]:
@@ -79,6 +92,11 @@ def find_classes(files: Sequence[Path]) -> list[GaleClass]:
             else:
                 top = handle.get(NORMALISED, handle)
                 prefix = f"/{NORMALISED}/" if NORMALISED in handle else "/"
+                # h5py gives names that are not UTF-8 as bytes; a class name must be text.
+                undecodable = next((name for name in top if isinstance(name, bytes)), None)
+                if undecodable is not None:
+                    raise InputError(f"group name {undecodable!r} is not UTF-8 text; class names "
+                                     "must be", file=file)
                 groups = {name: prefix + name for name in sorted(top)
                           if isinstance(top[name], h5py.Group)}
             if not groups:
@@ -125,37 +143,42 @@ def _checked(handle: Any, file: Path, name: str, group: str) -> GaleClass:
 
 def labels_frame(classes: Sequence[GaleClass], require_wnids: bool) -> pl.DataFrame:
     """The stimuli: class by class, file order within a class; label = wnid = class name."""
-    import h5py
-
-    uris: list[str] = []
+    names: list[str] = []
     labels: list[str] = []
     for cls in classes:
         if require_wnids and not WNID.fullmatch(cls.name):
             raise InputError(f"class {cls.name!r} is not a wnid (n + 8 digits)", file=cls.file)
-        with h5py.File(cls.file, "r") as handle:
-            names = _text(handle[cls.group]["file_names"][()])
-        uris += [name if uri_problem(name) is None else PurePosixPath(name).name
-                 for name in names]
+        names += _file_names(cls)
         labels += [cls.name] * cls.n_images
     seen: dict[str, str] = {}
-    for uri, label in zip(uris, labels, strict=True):
-        if seen.setdefault(uri, label) != label:
-            raise InputError(f"image {uri!r} is in class {seen[uri]!r} and in class {label!r}")
+    for name, label in zip(names, labels, strict=True):
+        if seen.setdefault(name, label) != label:
+            raise InputError(f"image {name!r} is in class {seen[name]!r} and in class {label!r}")
+    starts = list(itertools.accumulate((c.n_images for c in classes), initial=0))
+
+    def where(index: int) -> dict[str, Any]:  # stimulus -> its class's file_names entry
+        cls = bisect.bisect_right(starts, index) - 1
+        return {"file": classes[cls].file, "row": index - starts[cls],
+                "column": f"{classes[cls].group.rstrip('/')}/file_names"}
+
+    uris = image_uris(names, where)
     return pl.DataFrame({
         "stimulus": pl.Series(range(len(uris)), dtype=pl.Int32), "uri": uris, "label": labels,
         "wnid": [label if WNID.fullmatch(label) else None for label in labels],
     }, schema_overrides={"wnid": pl.String})
 
 
-def class_blocks(classes: Sequence[GaleClass]) -> Iterator[tuple[int, np.ndarray]]:
-    """(first stimulus, block) over every class in stimulus order, a row block at a time."""
+def class_blocks(classes: Sequence[GaleClass]
+                 ) -> Iterator[tuple[GaleClass, int, int, np.ndarray]]:
+    """(class, first row in its dataset, first stimulus, block) over every class in stimulus
+    order, a row block at a time."""
     import h5py
 
     first = 0
     for cls in classes:
         with h5py.File(cls.file, "r") as handle:
             for start, block in blocks(handle[cls.group]["activations"], cls.file):
-                yield first + start, block
+                yield cls, start, first + start, block
         first += cls.n_images
 
 
@@ -177,9 +200,9 @@ def ingest_gale(tx: Transaction, files: Sequence[Path], *, model_id: str, stimul
                       [True] * labels.height)
     sink = ActivationSink(tx, model_id, stimulus_set, files[0], labels.height)
     total = sum(-(-c.n_images // BLOCK_ROWS) for c in classes)
-    for first, block in tqdm(class_blocks(classes), total=total, desc=layer, unit="block",
-                             disable=not tx.progress):
-        sink(layer, pool, first, block)
+    for cls, start, first, block in tqdm(class_blocks(classes), total=total, desc=layer,
+                                         unit="block", disable=not tx.progress):
+        sink(layer, pool, first, block, source=cls.file, row=start)
     return summary_line(tx)
 
 

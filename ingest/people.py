@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import click
 import polars as pl
 
+from unitsel.adapters.labels import check_columns
 from unitsel.errors import InputError
 from unitsel.options import NAME, job, root_option
 from unitsel.schema import ANNOTATIONS, RATINGS, READOUT_WEIGHTS, STUDIES, STUDY_PANELS
@@ -44,10 +45,10 @@ def _read(path: Path) -> tuple[pl.DataFrame, int]:
         raise InputError(f"cannot read: {error}", file=path) from None
 
 
-def _require(frame: pl.DataFrame, columns: list[str], path: Path) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise InputError(f"missing columns {missing}; found {frame.columns}", file=path)
+def _columns(frame: pl.DataFrame, required: list[str], optional: list[str], path: Path,
+             offset: int) -> None:
+    # The labels CSV's rule: an unknown column (a misspelt `name`) is refused, not dropped.
+    check_columns(frame.columns, required, optional, path, row=1 if offset == 2 else None)
 
 
 def _first_bad(frame: pl.DataFrame, bad: pl.Expr, column: str, message: str, path: Path,
@@ -81,18 +82,20 @@ def _empty(column: str) -> pl.Expr:
 def read_ratings(tx: Transaction, path: Path, study_id: str) -> pl.DataFrame:
     """A ratings file checked against the warehouse, as `ratings` rows."""
     frame, offset = _read(path)
-    _require(frame, ["rater_id", "trial", "response"], path)
+    by_panel = "panel" in frame.columns
+    _columns(frame, ["rater_id", "trial", "response",
+                     *(["panel"] if by_panel else ["model_id", "layer", "pool", "unit"])],
+             ["name"], path, offset)
     _not_empty(frame, path)
     if "name" not in frame.columns:
         frame = frame.with_columns(name=pl.lit(None, pl.String))
-    if "panel" in frame.columns:
+    if by_panel:
         panels = tx.scan(STUDY_PANELS).filter(study_id=study_id).collect()
         _first_bad(frame, ~pl.col("panel").is_in(panels["panel"].implode()), "panel",
                    f"not a panel of study {study_id!r}'s manifest", path, offset)
         frame = frame.join(panels.select("panel", "model_id", "layer", "pool",
                                          pl.col("unit").cast(pl.String)),
                            on="panel", how="left", maintain_order="left")
-    _require(frame, ["model_id", "layer", "pool", "unit"], path)
     _first_bad(frame, _empty("rater_id"), "rater_id", "empty rater", path, offset)
     frame = _integers(frame, ["trial", "unit"], path, offset)
     response = pl.col("response").str.strip_chars().str.to_lowercase()
@@ -104,10 +107,16 @@ def read_ratings(tx: Transaction, path: Path, study_id: str) -> pl.DataFrame:
     layers = tx.scan("layers").select("model_id", "layer", "pool", "n_units").collect()
     frame = frame.join(layers, on=["model_id", "layer", "pool"], how="left",
                        maintain_order="left")
-    _first_bad(frame, pl.col("n_units").is_null(), "layer",
-               "no such model / layer / pool in the warehouse", path, offset)
-    _first_bad(frame, (pl.col("unit") < 0) | (pl.col("unit") >= pl.col("n_units")), "unit",
-               "unit outside the layer", path, offset)
+    # Each error names the column that is wrong (the panel's, when the file gives panels).
+    for keys, message in ((["model_id"], "no such model in the warehouse"),
+                          (["model_id", "layer"], "no such model / layer in the warehouse"),
+                          (["model_id", "layer", "pool"],
+                           "no such model / layer / pool in the warehouse")):
+        known = layers.select(keys).unique()
+        _first_bad(frame, ~pl.struct(keys).is_in(known.to_struct().implode()),
+                   "panel" if by_panel else keys[-1], message, path, offset)
+    _first_bad(frame, (pl.col("unit") < 0) | (pl.col("unit") >= pl.col("n_units")),
+               "panel" if by_panel else "unit", "unit outside the layer", path, offset)
     _first_bad(frame, ~pl.struct("rater_id", "trial").is_first_distinct(), "trial",
                "the rater has this trial twice", path, offset)
     return frame.with_columns(study_id=pl.lit(study_id)).select(RATINGS.column_names)
@@ -116,8 +125,8 @@ def read_ratings(tx: Transaction, path: Path, study_id: str) -> pl.DataFrame:
 def read_annotations(tx: Transaction, path: Path, study_id: str) -> pl.DataFrame:
     """An annotations CSV checked against the warehouse, as `annotations` rows."""
     frame, offset = _read(path)
-    columns = [c for c in ANNOTATIONS.column_names if c != "study_id"]
-    _require(frame, columns, path)
+    _columns(frame, [c for c in ANNOTATIONS.column_names if c != "study_id"], [], path,
+             offset)
     _not_empty(frame, path)
     for column in ("annotator_id", "model_id", "stimulus_set", "label"):
         _first_bad(frame, _empty(column), column, f"empty {column}", path, offset)
@@ -129,6 +138,8 @@ def read_annotations(tx: Transaction, path: Path, study_id: str) -> pl.DataFrame
                "no model with recorded layers of this id in the warehouse", path, offset)
     stimuli = tx.scan("stimuli").select("stimulus_set", "stimulus",
                                         pl.col("label").alias("stimulus_label")).collect()
+    _first_bad(frame, ~pl.col("stimulus_set").is_in(stimuli["stimulus_set"].implode()),
+               "stimulus_set", "no such stimulus set in the warehouse", path, offset)
     frame = frame.join(stimuli, on=["stimulus_set", "stimulus"], how="left",
                        maintain_order="left")
     _first_bad(frame, pl.col("stimulus_label").is_null(), "stimulus",

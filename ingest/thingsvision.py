@@ -6,16 +6,19 @@ their numeric order), beside `file_names.txt`: the images' paths, one per line, 
 features' row order. Features of more than two dimensions are flattened per image (C-order,
 as `flatten_acts=True` would have). Labels come from each image's folder name (the usual
 `class/xxx.jpg` layout) or from a labels CSV keyed by file name (`file_name,label[,wnid]`).
-Stimuli are numbered in file order; `uri` is the file name as listed (its base name when it is
-absolute or leaves its folder). Chunks are read one at a time, `.npy` and `.h5` a row block at
-a time, so memory stays bounded; a `.pt` file is one tensor and is loaded whole.
+Stimuli are numbered in file order; `uri` is the file name as listed, or, when some are
+absolute or leave their folder, each relative to the folder all of them share. Chunks are
+read one at a time, `.npy` and `.h5` a row block at a time, so memory stays bounded; a `.pt`
+file is one tensor and is loaded whole.
 """
 
 from __future__ import annotations
 
+import pickle
 import re
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import click
 import numpy as np
@@ -32,7 +35,7 @@ from ingest._staging import (
 from ingest.gale import WNID
 from unitsel import Transaction
 from unitsel.adapters import arrays
-from unitsel.adapters.labels import read_text, uri_problem
+from unitsel.adapters.labels import check_columns, image_uris, read_text
 from unitsel.adapters.torch_model import LayerInfo
 from unitsel.errors import InputError
 from unitsel.options import NAME, job, root_option
@@ -42,8 +45,9 @@ CHUNK = re.compile(r"features_(\d+)\.npy")
 
 def feature_files(folder: Path) -> list[Path]:
     """The features file, or the chunks in numeric order."""
-    numbered = {p: CHUNK.fullmatch(p.name) for p in folder.glob("features_*.npy")}
-    chunks = sorted((p for p, m in numbered.items() if m), key=lambda p: int(numbered[p][1]))
+    numbered = {p: int(m[1]) for p in folder.glob("features_*.npy")
+                if (m := CHUNK.fullmatch(p.name))}
+    chunks = sorted(numbered, key=numbered.__getitem__)
     single = [folder / f"features.{ext}" for ext in ("npy", "h5", "pt")
               if (folder / f"features.{ext}").is_file()]
     if len(single) + bool(chunks) != 1:
@@ -60,10 +64,16 @@ def _rows(path: Path) -> Iterator[tuple[int, np.ndarray]]:
 
         try:
             tensor = torch.load(path, map_location="cpu", weights_only=True)
-        except (OSError, RuntimeError) as error:
+        except (OSError, RuntimeError, pickle.UnpicklingError) as error:
             raise InputError(f"cannot read: {error}", file=path) from None
-        array = np.asarray(tensor.numpy() if hasattr(tensor, "numpy") else tensor)
-        yield 0, array.reshape(len(array), -1)
+        if not isinstance(tensor, torch.Tensor) or tensor.ndim == 0:
+            # e.g. a dict of several modules' features: which one is meant is not ours to guess
+            held = (f"a {type(tensor).__name__}" if not isinstance(tensor, torch.Tensor)
+                    else f"a tensor of shape {tuple(tensor.shape)}")
+            keys = f" with keys {list(tensor)[:5]}" if isinstance(tensor, dict) else ""
+            raise InputError(f"holds {held}{keys}; expected one tensor of images x features "
+                             "(save that module's features alone)", file=path)
+        yield 0, tensor.detach().numpy().reshape(len(tensor), -1)
         return
     with arrays.open_array(path, "features" if path.suffix == ".h5" else None,
                            flatten=True) as array:
@@ -81,32 +91,61 @@ def _count(path: Path) -> int:
 def labels_frame(folder: Path, labels_file: Path | None, n_rows: int) -> pl.DataFrame:
     """Stimuli in file order from `file_names.txt`, labelled by folder or by the CSV."""
     names_file = folder / "file_names.txt"
-    names = [line.strip() for line in read_text(names_file).splitlines() if line.strip()]
+    # (line, path) of each listed path: blank lines are skipped, errors name the file's line.
+    listed = [(line, text.strip()) for line, text in
+              enumerate(read_text(names_file).splitlines(), start=1) if text.strip()]
+    names = [name for _, name in listed]
     if len(names) != n_rows:
         raise InputError(f"{len(names)} file names for {n_rows} feature rows", file=names_file)
+
+    def where(index: int) -> dict[str, Any]:
+        return {"file": names_file, "row": listed[index][0]}
+
     if labels_file is None:
         labels = [PurePosixPath(name).parent.name for name in names]
         empty = next((i for i, label in enumerate(labels) if not label), None)
         if empty is not None:
             raise InputError(f"{names[empty]!r} is in no class folder; give --labels",
-                             file=names_file, row=empty + 1)
+                             **where(empty))
         wnids = [label if WNID.fullmatch(label) else None for label in labels]
     else:
-        table = pl.read_csv(read_text(labels_file).encode(), infer_schema=False)
-        if not {"file_name", "label"} <= set(table.columns):
-            raise InputError(f"columns must include file_name and label; found {table.columns}",
-                             file=labels_file, row=1)
-        by_name = {r["file_name"]: r for r in table.iter_rows(named=True)}
+        by_name = _csv_labels(labels_file)
         missing = next((i for i, name in enumerate(names) if name not in by_name), None)
         if missing is not None:
             raise InputError(f"no label for {names[missing]!r} (file_names.txt line "
-                             f"{missing + 1})", file=labels_file, column="file_name")
-        labels = [by_name[name]["label"] for name in names]
-        wnids = [by_name[name].get("wnid") or None for name in names]
-    uris = [name if uri_problem(name) is None else PurePosixPath(name).name for name in names]
+                             f"{listed[missing][0]})", file=labels_file, column="file_name")
+        labels = [by_name[name][0] for name in names]
+        wnids = [by_name[name][1] for name in names]
+    uris = image_uris(names, where)
     return pl.DataFrame({"stimulus": pl.Series(range(len(names)), dtype=pl.Int32),
                          "uri": uris, "label": labels, "wnid": wnids},
                         schema_overrides={"wnid": pl.String})
+
+
+def _csv_labels(path: Path) -> dict[str, tuple[str, str | None]]:
+    """(label, wnid) by file name from a `file_name,label[,wnid]` CSV; rows are named as in
+    the file (the header is row 1)."""
+    try:
+        table = pl.read_csv(read_text(path).encode(), infer_schema=False)
+    except pl.exceptions.PolarsError as error:
+        raise InputError(f"not CSV: {error}", file=path) from None
+    check_columns(table.columns, ["file_name", "label"], ["wnid"], path)
+    for column in ("file_name", "label"):
+        empty = table[column].fill_null("").str.strip_chars() == ""
+        if empty.any():
+            raise InputError(f"empty {column}", file=path, row=int(empty.arg_true()[0]) + 2,
+                             column=column)
+    wnids = table["wnid"] if "wnid" in table.columns else [None] * table.height
+    rows: dict[str, int] = {}
+    by_name: dict[str, tuple[str, str | None]] = {}
+    for index, (name, label, wnid) in enumerate(zip(table["file_name"], table["label"], wnids,
+                                                    strict=True)):
+        first = rows.setdefault(name, index)
+        if by_name.setdefault(name, (label, wnid or None)) != (label, wnid or None):
+            # two labellings of one image: neither may silently win
+            raise InputError(f"{name!r} is also on row {first + 2}, labelled otherwise",
+                             file=path, row=index + 2, column="file_name")
+    return by_name
 
 
 def ingest_thingsvision(tx: Transaction, folder: Path, *, model_id: str, stimulus_set: str,
@@ -131,7 +170,7 @@ def ingest_thingsvision(tx: Transaction, folder: Path, *, model_id: str, stimulu
             if len(widths) > 1:
                 raise InputError(f"{block.shape[1]} features per image where earlier "
                                  f"files have {min(widths - {block.shape[1]})}", file=path)
-            sink(layer, "none", first + start, block)
+            sink(layer, "none", first + start, block, source=path, row=start)
         first += count
     n_units = widths.pop()
     stage_layers(tx, model_id, [LayerInfo(layer, "none", "thingsvision", n_units, (n_units,))],

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import subprocess
 import sys
 import time
@@ -19,6 +21,7 @@ import unitsel
 from ingest.arrays import ingest_arrays
 from ingest.texts import embed_texts
 
+from .conftest import REPO
 from .layers import load
 
 pytestmark = pytest.mark.slow  # minutes of work: `make test` runs it, `make test-quick` not
@@ -27,33 +30,49 @@ DASK = str(Path(sys.executable).with_name("dask"))
 SUMMARIES = ("class_stats", "unit_top", "unit_summaries")
 
 
-@pytest.fixture(scope="module")
-def scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    folder = tmp_path_factory.mktemp("dask")
+def worker(address: str, name: str, *options: str) -> subprocess.Popen[bytes]:
+    """A single-threaded `dask worker` process for the scheduler at `address` (with more
+    `options`, e.g. "--no-nanny": one process to kill). It imports this repository's `tests`
+    too, so a test's own module-level functions can be tasks."""
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    return subprocess.Popen(
+        [DASK, "worker", address, "--nworkers", "1", "--nthreads", "1", "--name", name,
+         "--no-dashboard", *options], env={**os.environ, "PYTHONPATH": path},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@contextlib.contextmanager
+def cluster(folder: Path, workers: int, *options: str
+            ) -> Iterator[tuple[str, list[subprocess.Popen[bytes]]]]:
+    """A `dask scheduler` on 127.0.0.1 and `workers` workers (`worker`), stopped when the
+    block ends: the scheduler's address and the workers' processes."""
     file = folder / "scheduler.json"
-    common = ["--no-dashboard"]
     processes = [subprocess.Popen(
         [DASK, "scheduler", "--host", "127.0.0.1", "--port", "0", "--scheduler-file",
-         str(file), *common], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+         str(file), "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
     try:
         for _ in range(120):
             if file.exists() and file.stat().st_size:
                 break
             time.sleep(0.5)
         address = json.loads(file.read_text())["address"]
-        processes += [subprocess.Popen(
-            [DASK, "worker", address, "--nworkers", "1", "--nthreads", "1", "--name",
-             f"worker-{i}", *common], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            for i in range(2)]
-        from distributed import Client
+        processes += [worker(address, f"worker-{i}", *options) for i in range(workers)]
+        if workers:
+            from distributed import Client
 
-        with Client(address) as client:
-            client.wait_for_workers(2, timeout=120)
-        yield address
+            with Client(address) as client:
+                client.wait_for_workers(workers, timeout=120)
+        yield address, processes[1:]
     finally:
         for process in reversed(processes):
             process.terminate()
             process.wait(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with cluster(tmp_path_factory.mktemp("dask"), 2) as (address, _):
+        yield address
 
 
 def summaries(root: Path) -> dict[str, pl.DataFrame]:

@@ -1,26 +1,37 @@
 """Failures that used to be silent (issue #23): a missing or empty catalog, a mistyped root, a
-second catalog over one root, credentials written down, a failed first job's leftovers. Each
-case runs the command a user would type, must exit non-zero with a line saying what was found,
-and must leave every file of the root as it was (or not create the root at all).
+second catalog over one root, credentials written down, a failed first job's leftovers, a
+read-only share, a full disk, a data file gone, a catalog server lost mid-commit. Each case
+runs the command a user would type, must exit non-zero with a line saying what was found, and
+must leave every file of the root as it was (or not create the root at all). The faults are
+real: a read-only bind mount, a small tmpfs filled up, a PostgreSQL server stopped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
+import re
+import shutil
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
 from unitsel.cli import cli
+from unitsel.errors import FaultError
+from unitsel.integrity import check
+from unitsel.warehouse import scan
 
-from .conftest import REPO
+from .conftest import REPO, Postgres
 
 LABELS = "stimulus,label\n" + "".join(f"{i},c{i % 2}\n" for i in range(4))
 READERS = [["query", "SELECT count(*) FROM activations"], ["snapshots"], ["models"],
@@ -31,11 +42,15 @@ WRITERS = [["init"], ["ingest", "arrays", "acts.npy", "--labels", "labels.csv", 
 
 
 def _fingerprint(root: Path) -> dict[str, str] | None:
-    """Every file under `root` (the catalog too) by its content's hash; None: no root."""
+    """Every file under `root` (the catalog too) by its content's hash; None: no root.
+    SQLite's shared-memory index and an empty WAL are its own bookkeeping, not content (a
+    full disk keeps SQLite from removing them)."""
     if not root.exists():
         return None
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+            for p in sorted(root.rglob("*")) if p.is_file()
+            and not p.name.endswith("-shm") and not (p.name.endswith("-wal")
+                                                     and p.stat().st_size == 0)}
 
 
 def _arrays(root: Path, *options: str) -> list[str]:
@@ -192,3 +207,201 @@ def test_a_snapshot_that_does_not_exist_is_named(
 @pytest.mark.parametrize("option", ["--orphans-older-than", "--expire-older-than"])
 def test_clean_refuses_ages_that_are_not_ages(warehouse: Path, age: str, option: str) -> None:
     _refused(["clean", option, age], warehouse, "is not an age: give a finite number >= 0")
+
+
+def _mounted(*command: str) -> bool:
+    return subprocess.run(command, capture_output=True).returncode == 0
+
+
+@pytest.fixture
+def read_only(warehouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The warehouse seen through a read-only bind mount (as a share mounted read-only); as
+    a user other than root, a copy whose files and folders lack write permission."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    if os.geteuid() != 0:
+        shutil.copytree(warehouse, shared, dirs_exist_ok=True)
+        for path in [shared, *shared.rglob("*")]:
+            path.chmod(path.stat().st_mode & ~0o222)
+        yield shared
+        for path in [shared, *shared.rglob("*")]:
+            path.chmod(path.stat().st_mode | 0o200)
+        return
+    if not (_mounted("mount", "--bind", str(warehouse), str(shared))
+            and _mounted("mount", "-o", "remount,bind,ro", str(shared))):
+        _mounted("umount", str(shared))
+        pytest.skip("a read-only bind mount needs CAP_SYS_ADMIN here (root ignores modes)")
+    try:
+        yield shared
+    finally:
+        _mounted("umount", str(shared))
+
+
+def test_a_read_only_warehouse_is_readable(
+        warehouse: Path, read_only: Path, folder: Path) -> None:
+    before = _fingerprint(warehouse)
+    for args, says in [(["query", "SELECT count(*) AS n FROM activations", "--csv"], "n\n12\n"),
+                       (["snapshots"], "ingest arrays"), (["models"], "acts.npy"),
+                       (["layers"], "fc"), (["check"], "no problems"),
+                       (["metrics", "selectivity", "--model-id", "m", "--stimulus-set", "s",
+                         "--out", str(folder / "units.csv")], "wrote 3 units")]:
+        result = CliRunner().invoke(cli, [*args, "--root", str(read_only)])
+        assert result.exit_code == 0 and says in result.output, (args, result.output)
+    command = CliRunner().invoke(cli, ["sql", "--root", str(read_only)]).output.strip()
+    out = subprocess.run(f"{command} -csv -c 'SELECT count(*) AS n FROM activations'",
+                         shell=True, capture_output=True, text=True)
+    assert out.stdout == "n\n12\n", out
+    for args in [["init"], ["clean"], ["drop", "activations", "model_id=m"], _arrays(read_only)]:
+        _refused([a for a in args if a != "--root" and a != str(read_only)], read_only,
+                 "the warehouse is read-only")
+    assert _fingerprint(warehouse) == before
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MiB file system of its own, to fill."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if not _mounted("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)):
+        pytest.skip("mounting a small tmpfs needs CAP_SYS_ADMIN here")
+    try:
+        yield disk
+    finally:
+        _mounted("umount", str(disk))
+
+
+@pytest.mark.parametrize("free_kib", [0, 300, 700])
+def test_a_full_disk_is_named_and_nothing_is_committed(
+        folder: Path, small_disk: Path, free_kib: int) -> None:
+    """Filled to `free_kib` the job fails where it runs out (its data file, the catalog,
+    the summaries): always "no space left on device", never a retry as a conflict, every
+    error on a line of its own, the root as it was; with space again the same job works."""
+    root = small_disk / "warehouse"
+    assert CliRunner().invoke(cli, _arrays(root)).exit_code == 0
+    rng = np.random.default_rng(0)
+    np.save(folder / "big.npy", rng.random((2000, 150), dtype=np.float32))
+    (folder / "big.csv").write_text("stimulus,label\n" + "".join(
+        f"{i},c{i % 2}\n" for i in range(2000)))
+    job = [str(Path(sys.executable).with_name("unitsel")), "ingest", "arrays", "big.npy",
+           "--labels", "big.csv", "--model-id", "big", "--stimulus-set", "b", "--layer", "fc",
+           "--root", str(root)]
+    filler = small_disk / "filler"
+    filler.write_bytes(b"")
+    with filler.open("ab") as fill, contextlib.suppress(OSError):
+        fill.write(b"\0" * max(0, shutil.disk_usage(small_disk).free - free_kib * 1024))
+    before = _fingerprint(root)
+    out = subprocess.run(job, cwd=folder, capture_output=True, text=True)
+    assert out.returncode == 1, out
+    assert "no space left on device" in out.stderr, out.stderr
+    assert "other jobs" not in out.stderr and "unexpected" not in out.stderr, out.stderr
+    assert not re.search(r"[^\n]Error: ", out.stderr), out.stderr  # on a line of its own
+    assert _fingerprint(root) == before
+    filler.unlink()
+    assert subprocess.run(job, cwd=folder, capture_output=True).returncode == 0
+    result = CliRunner().invoke(cli, ["check", "--root", str(root)])
+    assert result.exit_code == 0 and "no problems" in result.output, result.output
+
+
+@pytest.fixture
+def two_models(warehouse: Path) -> Path:
+    result = CliRunner().invoke(cli, [*_arrays(warehouse)[:-2], "--model-id", "m2",
+                                      "--root", str(warehouse)])
+    assert result.exit_code == 0, result.output
+    return warehouse
+
+
+def _data_file(root: Path, model: str) -> Path:
+    (found,) = (root / "data" / "main" / "activations" / f"model_id={model}").rglob("*.parquet")
+    return found
+
+
+def _count(root: Path) -> str:
+    return CliRunner().invoke(cli, ["query", "SELECT count(*) AS n FROM activations", "--csv",
+                                    "--root", str(root)]).output
+
+
+@pytest.mark.parametrize("repair", [["drop", "activations", "model_id=m"],
+                                    _arrays(Path("unused"))[:-2]], ids=["drop", "re-ingest"])
+def test_a_missing_data_file_is_named_and_its_partition_repaired(
+        two_models: Path, repair: list[str]) -> None:
+    lost = _data_file(two_models, "m")
+    lost.unlink()
+    result = CliRunner().invoke(cli, ["check", "--root", str(two_models)])
+    assert result.exit_code == 1, result.output
+    assert (f"problem: activations partition model_id=m, stimulus_set=s, layer=fc, pool=none: "
+            f"data file {lost} is missing") in result.output, result.output
+    with pytest.raises(FaultError, match=r"model_id=m, stimulus_set=s, layer=fc, pool=none\) "
+                                         r"is missing"):
+        scan("activations", two_models).collect()
+    result = CliRunner().invoke(cli, [*repair, "--root", str(two_models)])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(cli, ["check", "--root", str(two_models)])
+    assert result.exit_code == 0 and "no problems" in result.output, result.output
+    assert _count(two_models) == ("n\n12\n" if repair[0] == "drop" else "n\n24\n")
+    assert not lost.exists()  # the stand-in the DELETE read is gone
+
+
+def test_check_finds_a_data_file_that_is_not_what_the_catalog_recorded(
+        two_models: Path) -> None:
+    changed = _data_file(two_models, "m2")
+    pq.write_table(pq.read_table(changed).slice(0, 5), changed)
+    result = CliRunner().invoke(cli, ["check", "--root", str(two_models)])
+    assert result.exit_code == 1, result.output
+    assert f"data file {changed} holds 5 rows, the catalog recorded 12" in result.output
+
+
+def test_check_finds_outdated_summaries_and_orphans(
+        two_models: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    orphan = two_models / "data" / "main" / "activations" / "left-by-a-killed-job.parquet"
+    pq.write_table(pa.table({"x": [1]}), orphan)
+    monkeypatch.setattr("unitsel.summaries.LAYOUT_VERSION", 10**6)
+    report = check(two_models)
+    assert report.problems == [
+        f"activations partition model_id={m}, stimulus_set=s, layer=fc, pool=none: its "
+        "summaries are outdated or missing; `unitsel summarise` rebuilds them"
+        for m in ("m", "m2")]
+    assert report.notes == ["1 data files no snapshot lists (a failed or killed job's; "
+                            "`unitsel clean` deletes those older than 24 h): "
+                            "main/activations/left-by-a-killed-job.parquet"]
+
+
+STOP_IN_COMMIT = """
+import subprocess, sys
+from unitsel import summaries
+from unitsel.cli import cli
+
+build = summaries.Build.__call__
+
+def stop_the_server_then_build(self, *args, **kwargs):
+    subprocess.run(sys.argv[1].split("\\x1f"), check=True, capture_output=True)
+    return build(self, *args, **kwargs)
+
+summaries.Build.__call__ = stop_the_server_then_build
+cli(sys.argv[2:], prog_name="unitsel")
+"""
+
+
+def test_a_catalog_server_lost_mid_commit_is_one_line(folder: Path) -> None:
+    """A real PostgreSQL catalog server stopped inside the commit (while the summaries are
+    built in the open transaction): one line naming the catalog, exit 1, no abort, and no
+    data file of the job left behind."""
+    server = Postgres()
+    try:
+        catalog = server.new_catalog()
+        root = folder / "pg"
+        assert CliRunner().invoke(cli, _arrays(root, "--catalog", catalog)).exit_code == 0
+        before = _fingerprint(root)
+        out = subprocess.run(
+            [sys.executable, "-c", STOP_IN_COMMIT, "\x1f".join(server.stop_command),
+             *_arrays(root)[:-2], "--model-id", "m2", "--root", str(root)],
+            cwd=folder, capture_output=True, text=True)
+    finally:
+        server.close()
+    assert out.returncode == 1, out  # not 134: SIGABRT
+    errors = [line for line in out.stderr.splitlines() if line.strip()]
+    assert errors[-1] == (f"Error: the catalog {catalog} cannot be used: the connection was "
+                          "lost; nothing was committed; check the server and run the job "
+                          "again"), out.stderr
+    assert "LINE 1" not in out.stderr and "terminate" not in out.stderr
+    assert _fingerprint(root) == before

@@ -279,6 +279,56 @@ def clean(orphan_hours: float, expire_days: float | None, root: Path) -> None:
 
 
 @cli.command()
+@root_option
+def check(root: Path) -> None:
+    """Verify the warehouse: the catalog, every data file it lists (there, with its rows),
+    orphaned files, and summaries that agree with their activations. Exit 1 on damage."""
+    from unitsel.integrity import check as check_warehouse
+
+    report = check_warehouse(root, settings().catalog)
+    for note in report.notes:
+        click.echo(f"note: {note}")
+    for problem in report.problems:
+        click.echo(f"problem: {problem}")
+    click.echo(f"checked {report.files:,} data files ({report.rows:,} rows): "
+               + (f"{len(report.problems)} problems" if report.problems else "no problems"))
+    if report.problems:
+        raise SystemExit(1)
+
+
+def _partition(ctx: click.Context, param: click.Parameter,
+               values: tuple[str, ...]) -> dict[str, str]:
+    pairs = [value.partition("=") for value in values]
+    bad = [value for value, (_, sep, _) in zip(values, pairs, strict=True) if not sep]
+    if bad:
+        raise click.BadParameter(f"{bad[0]!r} is not KEY=VALUE", param=param)
+    return {key: value for key, _, value in pairs}
+
+
+@cli.command()
+@click.argument("table")
+@click.argument("partition", nargs=-1, required=True, callback=_partition)
+@root_option
+def drop(table: str, partition: dict[str, str], root: Path) -> None:
+    """Delete the partitions of TABLE whose keys have the values given as KEY=VALUE (e.g.
+    `unitsel drop activations model_id=m layer=fc`), with their summaries, in one snapshot:
+    how to repair a partition whose data file is gone. Earlier snapshots keep them."""
+    from unitsel.schema import TABLES
+
+    if table not in TABLES:
+        raise click.BadParameter(f"no table {table!r}; `unitsel tables` lists them",
+                                 param_hint="TABLE")
+    with job(root, create=False) as tx:
+        dropped = tx.drop(table, partition)
+        if not dropped:
+            raise click.ClickException(f"no partition of {table} has "
+                                       + ", ".join(f"{k}={v}" for k, v in partition.items()))
+    click.echo(f"dropped {len(dropped)} partitions of {table}: "
+               + "; ".join("/".join(key) for key in dropped[:10])
+               + (" …" if len(dropped) > 10 else ""))
+
+
+@cli.command()
 @click.option("--limit", default=20, show_default=True)
 @root_option
 def snapshots(limit: int, root: Path) -> None:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from tqdm import tqdm
 
-from unitsel.errors import InputError
+from unitsel.errors import FaultError, InputError
 
 WORKERS_ENV = "UNITSEL_WORKERS"  # workers of the local cluster; default one per core
 # Below this much work a local cluster costs more to start (seconds) than it saves.
@@ -24,6 +25,12 @@ LOCAL_CLUSTER_ROWS = 200_000_000
 # Seconds a scheduler has to answer before a job starts: a listener that accepts and never
 # answers would otherwise hang the job (a Client's own timeout does not bound the handshake).
 SCHEDULER_TIMEOUT = 30.0
+# Seconds a job waits on a cluster that has no worker at all (every worker died or left)
+# before it fails: Dask itself would wait forever for one to join. A worker lost while others
+# live, or replaced within this time, is not a failure: Dask reruns its tasks elsewhere.
+NO_WORKER_TIMEOUT = 60.0
+# Seconds between looks at the scheduler's count of workers while a job waits on its tasks.
+WORKER_POLL = 1.0
 T = TypeVar("T")
 
 
@@ -63,8 +70,6 @@ class DaskRunner(Runner):
     def map(self, function: Callable[..., T], tasks: Sequence[tuple[Any, ...]], *,
             desc: str, unit: str, progress: bool = True, shared: tuple[Any, ...] = (),
             sizes: Sequence[int] | None = None) -> list[T]:
-        from distributed import as_completed
-
         if not tasks:
             return []
         sizes = list(sizes) if sizes is not None else [1] * len(tasks)
@@ -74,9 +79,56 @@ class DaskRunner(Runner):
         size_of = {future.key: size for future, size in zip(futures, sizes, strict=True)}
         with tqdm(total=sum(sizes), desc=f"{desc} ({self.name})", unit=unit,
                   unit_scale=sum(sizes) > 10_000, disable=not progress) as bar:
-            for future in as_completed(futures):
-                bar.update(size_of[future.key])
+            self._wait(futures, lambda future: bar.update(size_of[future.key]))
         return list(self.client.gather(futures))
+
+    def _wait(self, futures: list[Any], done: Callable[[Any], object]) -> None:
+        """Until every future is done (`done(future)` for each), or a FaultError when the
+        cluster has had no worker for `NO_WORKER_TIMEOUT` seconds or dropped a task.
+
+        Not a plain `for … in as_completed(…)`: that waits forever on a cluster whose
+        workers all died (Dask keeps the tasks for workers that may join), so between
+        completions this loop looks at the scheduler's count of workers."""
+        from distributed import as_completed
+        from distributed.client import FutureCancelledError
+
+        pending = as_completed(futures)
+        workerless_since: float | None = None  # since when the cluster had no worker
+        next_look = 0.0
+        while not pending.is_empty():
+            ready = pending.next_batch(block=False)
+            for future in ready:
+                if future.cancelled():  # not by this job, which cancels only as it fails
+                    try:
+                        future.result()
+                    except FutureCancelledError as error:  # its reason, for the message
+                        self._give_up(futures, f"cancelled the job's tasks ({error.reason}: "
+                                               "workers holding their inputs died, or it "
+                                               "restarted); run the job again")
+                done(future)
+            now = time.monotonic()
+            if now >= next_look:
+                next_look = now + WORKER_POLL
+                # A cheap call: the count, no details per worker. Missing while the client
+                # reconnects to its scheduler: not judged here.
+                if self.client.scheduler_info(n_workers=0).get("n_workers") != 0:
+                    workerless_since = None
+                elif workerless_since is None:
+                    workerless_since = now
+                elif now - workerless_since >= NO_WORKER_TIMEOUT:
+                    address = self.client.scheduler.address
+                    self._give_up(futures, f"has had no worker for {NO_WORKER_TIMEOUT:g} s; "
+                                           f"start workers (`dask worker {address}`) and run "
+                                           "the job again")
+            if not ready:
+                time.sleep(0.1)  # as_completed's own pace
+
+    def _give_up(self, futures: list[Any], what: str) -> NoReturn:
+        """Fail the job before its commit: its tasks are cancelled, so workers that join
+        later do not run them."""
+        self.client.cancel(futures)
+        raise FaultError(f"option --scheduler: the Dask scheduler "
+                         f"{self.client.scheduler.address!r} {what}; nothing was committed")
 
 
 def check_scheduler(address: str) -> int:

@@ -28,3 +28,9 @@ class InputError(ValueError):
             if part is not None
         ]
         super().__init__(f"{', '.join(where)}: {message}" if where else message)
+
+
+class FaultError(RuntimeError):
+    """A fault of the machine or of a service, not of the input: a full disk, a lost catalog
+    server, a data file gone, other jobs committing throughout. Shown as one line naming what
+    failed; nothing of the job was committed."""

@@ -10,18 +10,20 @@ extension folder once, so `LOAD ducklake` works offline in Python and in the Duc
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import importlib
 import os
 import random
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
-from unitsel.errors import InputError
+from unitsel.errors import FaultError, InputError
 from unitsel.schema import TABLES, Table
 from unitsel.sqlfiles import extensions, sql_string
 
@@ -43,6 +45,7 @@ DATA_FILE_ROWS = 8_000_000
 _installed = False
 _initialised: set[tuple[str, str]] = set()
 _instances: dict[tuple[str, str], duckdb.DuckDBPyConnection] = {}
+_read_only_copies: dict[Path, str] = {}  # SQLite catalog of a read-only root: its copy
 
 
 def install_extensions() -> None:
@@ -85,6 +88,8 @@ def load_sql() -> str:
 def catalog(root: Path, given: str | None = None) -> str:
     """The DuckLake metadata path of `root`: `given`, else `$UNITSEL_CATALOG`, else what the
     root recorded, else its own SQLite file. A root that has a catalog refuses another."""
+    if given is not None and given in _read_only_copies.values():
+        return given  # what `init` gave a reader of a read-only root, given back
     pointer = Path(root) / CATALOG_POINTER
     recorded = pointer.read_text().strip() if pointer.is_file() else None
     own = f"sqlite:{Path(root) / SQLITE_CATALOG}"
@@ -130,6 +135,45 @@ def _refuse_unusable(root: Path, catalog_path: str, create: bool) -> None:
         raise InputError(f"not a unitsel warehouse (its catalog {file.name} is {state}); "
                          "check --root, or create one with an ingest or `unitsel init`",
                          file=root)
+
+
+def refuse_read_only(root: Path) -> None:
+    """An InputError when jobs cannot write under `root` (a read-only share or mount)."""
+    for folder in (root, root / DATA_DIR):
+        if folder.exists() and not os.access(folder, os.W_OK):
+            raise InputError("the warehouse is read-only: reading commands work on it, "
+                             "jobs that write need a writable root", file=folder)
+
+
+def _read_only_copy(file: Path) -> str:
+    """A readable copy of the SQLite catalog `file` of a read-only root, as a catalog path.
+
+    SQLite reads a catalog in WAL mode only where it can create the `-shm` file beside it, or
+    when told the file is immutable, which DuckDB's sqlite extension cannot be told. So the
+    catalog is copied once (SQLite's backup, the file opened immutable unless a `-wal` holds
+    changes) into the user's cache, named by the file and its state: every reader of an
+    unchanged share, the DuckDB CLI command of `unitsel sql` too, uses the same copy."""
+    wal = file.with_name(file.name + "-wal")
+    state = [file.resolve(), *((f.stat().st_size, f.stat().st_mtime_ns) for f in (file, wal)
+                                if f.exists())]
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "unitsel"
+    copy = cache / "read-only" / (hashlib.sha256(repr(state).encode()).hexdigest()[:24]
+                                  + ".sqlite")
+    if not copy.exists():
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        part = copy.with_name(f"{copy.name}.{os.getpid()}.part")
+        mode = "mode=ro" if wal.exists() and wal.stat().st_size else "immutable=1"
+        try:
+            with (sqlite3.connect(f"file:{quote(str(file))}?{mode}", uri=True) as source,
+                  sqlite3.connect(part) as target):
+                source.backup(target)
+            part.replace(copy)
+        except sqlite3.Error as error:
+            part.unlink(missing_ok=True)
+            raise InputError(f"cannot read the catalog of this read-only warehouse: {error}",
+                             file=file) from None
+    _read_only_copies[file] = f"sqlite:{copy}"
+    return _read_only_copies[file]
 
 
 def data_path(root: Path) -> str:
@@ -203,6 +247,19 @@ def column_ddl(t: Table) -> str:
 
 
 def init(root: Path, catalog_given: str | None = None, *, create: bool = False) -> str:
+    """Check the warehouse and add every registry table it lacks (`_init`), with a full or
+    failing disk named as such."""
+    import duckdb
+
+    try:
+        return _init(root, catalog_given, create=create)
+    except (sqlite3.Error, duckdb.Error) as error:
+        if _is_storage_fault(error):
+            raise storage_fault(Path(root).resolve(), error) from None
+        raise
+
+
+def _init(root: Path, catalog_given: str | None, *, create: bool) -> str:
     """Check the warehouse and add every registry table it lacks (and columns a table lacks,
     for warehouses made by an older unitsel); returns the catalog path. Only with `create`
     (writers) may it make a new warehouse. Idempotent and safe to run from several processes
@@ -212,11 +269,16 @@ def init(root: Path, catalog_given: str | None = None, *, create: bool = False) 
         raise InputError("a warehouse root may not contain a backslash", file=root)
     catalog_path = catalog(root, catalog_given)
     _refuse_unusable(root, catalog_path, create)  # each time: a file can go while we run
+    if create:
+        refuse_read_only(root)
+    elif catalog_path.startswith("sqlite:") and not os.access(root, os.W_OK):
+        catalog_path = _read_only_copy(Path(catalog_path.removeprefix("sqlite:")))
     key = (str(root), catalog_path)
     if key in _initialised:
         return catalog_path
     _refuse_old_layout(root)
-    create_catalog(root, catalog_path)
+    if create:
+        create_catalog(root, catalog_path)
 
     def existing_columns(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
         existing: dict[str, list[str]] = {}
@@ -239,6 +301,7 @@ def init(root: Path, catalog_given: str | None = None, *, create: bool = False) 
     if ready:
         _initialised.add(key)
         return catalog_path
+    refuse_read_only(root)  # an older unitsel's warehouse: its tables need a commit
 
     def add_tables(con: duckdb.DuckDBPyConnection) -> None:
         existing = existing_columns(con)
@@ -303,19 +366,21 @@ def require_snapshot(root: Path, catalog_path: str, snapshot: int) -> None:
                          f"{ids[-1]} (`unitsel snapshots` lists them)", column="--snapshot")
 
 
-def partition_files(con: duckdb.DuckDBPyConnection, root: Path,
-                    t: Table) -> dict[tuple[str, ...], list[str]]:
-    """The data files of every committed partition of `t`, by partition values, from the
-    catalog's own record of each file's partition values (no data file is read). This is the
-    catalog's newest state, not an open transaction's: a commit made since the transaction
-    began makes the transaction's own commit conflict (`GUARD`) and re-run, so work that
-    relies on this list never commits on a stale one."""
+def data_files(con: duckdb.DuckDBPyConnection, root: Path,
+               t: Table) -> list[tuple[tuple[str, ...], str, int, int]]:
+    """Every data file of `t`'s newest state as (partition values, path, rows, footer size
+    in bytes), from the
+    catalog's own record of each file (no data file is read). This is the catalog's newest
+    state, not an open transaction's: a commit made since the transaction began makes the
+    transaction's own commit conflict (`GUARD`) and re-run, so work that relies on this list
+    never commits on a stale one."""
     meta = f"__ducklake_metadata_{ALIAS}"
     pivot = ", ".join(f"max(v.partition_value) FILTER (v.partition_key_index = {i})"
                       for i in range(len(t.partition_by)))
     rows = con.sql(f"""
         SELECT {pivot}, any_value(CASE WHEN f.path_is_relative
-                                       THEN s.path || tb.path || f.path ELSE f.path END)
+                                       THEN s.path || tb.path || f.path ELSE f.path END),
+               any_value(f.record_count), any_value(f.footer_size)
         FROM {meta}.ducklake_file_partition_value v
         JOIN {meta}.ducklake_data_file f USING (data_file_id)
         JOIN {meta}.ducklake_table tb ON tb.table_id = f.table_id
@@ -323,24 +388,84 @@ def partition_files(con: duckdb.DuckDBPyConnection, root: Path,
         WHERE tb.table_name = '{t.name}' AND tb.end_snapshot IS NULL
           AND s.end_snapshot IS NULL AND f.end_snapshot IS NULL
         GROUP BY v.data_file_id ORDER BY ALL""").fetchall()
+    return [(tuple(key), str(Path(data_path(root)) / path), int(n), int(footer))
+            for *key, path, n, footer in rows]
+
+
+def partition_files(con: duckdb.DuckDBPyConnection, root: Path,
+                    t: Table) -> dict[tuple[str, ...], list[str]]:
+    """The data files of every committed partition of `t`, by partition values
+    (`data_files`)."""
     files: dict[tuple[str, ...], list[str]] = {}
-    for *key, path in rows:
-        files.setdefault(tuple(key), []).append(str(Path(data_path(root)) / path))
+    for key, path, _, _ in data_files(con, root, t):
+        files.setdefault(key, []).append(path)
     return files
+
+
+def partition_of(path: str) -> str:
+    """The partition a data file's Hive-style folders name (`model_id=m, layer=fc, …`)."""
+    return ", ".join(unquote(part) for part in Path(path).parent.parts if "=" in part)
+
+
+def describe_partition(t: Table, key: Sequence[str]) -> str:
+    return f"{t.name} partition " + ", ".join(
+        f"{k}={v}" for k, v in zip(t.partition_by, key, strict=True))
 
 
 def delete_partitions(con: duckdb.DuckDBPyConnection, root: Path, t: Table,
                       partitions: Iterable[Mapping[str, str]]) -> None:
     """Delete every row of those `partitions` of `t` that hold data. Only partitions that
-    exist are named: DuckLake drops a partition's whole files from the catalog when the
-    filter is equalities on the partition keys (no file is read), but each DELETE costs tens
-    of milliseconds even when it matches nothing, which a job writing hundreds of new
-    partitions would pay for each."""
-    existing = partition_files(con, root, t)
+    exist are named: each DELETE costs tens of milliseconds even when it matches nothing,
+    which a job writing hundreds of new partitions would pay for each. DuckLake's DELETE
+    opens the partition's data files even when the filter is its keys, so a file that went
+    missing (deleted by hand, lost with a disk) gets a stand-in of its recorded rows for the
+    DELETE to read: the partition can then be replaced or dropped, and every other snapshot
+    still names the missing file."""
+    existing: dict[tuple[str, ...], list[tuple[str, int, int]]] = {}
+    for key, path, rows, footer in data_files(con, root, t):
+        existing.setdefault(key, []).append((path, rows, footer))
     for key in dict.fromkeys(tuple(values[k] for k in t.partition_by) for values in partitions):
         if key in existing:
-            con.execute(f"DELETE FROM {ALIAS}.{t.name} WHERE "
-                        + " AND ".join(f"{k} = ?" for k in t.partition_by), list(key))
+            with _stand_ins(t, key, existing[key]):
+                con.execute(f"DELETE FROM {ALIAS}.{t.name} WHERE "
+                            + " AND ".join(f"{k} = ?" for k in t.partition_by), list(key))
+
+
+@contextlib.contextmanager
+def _stand_ins(t: Table, key: Sequence[str],
+               files: list[tuple[str, int, int]]) -> Iterator[None]:
+    """Where `files` (path, rows, footer size) are missing, Parquet files of as many rows
+    (the partition's keys, every other column null) with a footer of the recorded size
+    (DuckLake checks it), for as long as a DELETE reads them; removed afterwards."""
+    import polars as pl
+    import pyarrow.parquet as pq
+
+    values = dict(zip(t.partition_by, key, strict=True))
+    made: list[Path] = []
+    try:
+        for path, rows, footer in files:
+            if Path(path).exists():
+                continue
+            data = pl.select(pl.repeat(values.get(c.name), rows, dtype=c.dtype).alias(c.name)
+                             for c in t.columns).to_arrow()
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            made.append(Path(path))
+            padding = written = 0
+            for _ in range(4):  # the padding's own length field may grow by a byte or two
+                with pq.ParquetWriter(path, data.schema, store_schema=False) as writer:
+                    writer.write_table(data)
+                    writer.add_key_value_metadata({"unitsel-stand-in": " " * padding})
+                written = pq.read_metadata(path).serialized_size
+                padding += footer - written
+                if written == footer or padding < 0:
+                    break
+            if written != footer:
+                raise FaultError(f"{describe_partition(t, key)}: its data file {path} is "
+                                 "missing and cannot be replaced; restore it from a backup")
+        yield
+    finally:
+        for stand_in in made:
+            stand_in.unlink(missing_ok=True)
 
 
 def remove_new_root(root: Path, catalog_path: str | None) -> None:
@@ -370,7 +495,7 @@ def remove_new_root(root: Path, catalog_path: str | None) -> None:
     shutil.rmtree(root, ignore_errors=True)
 
 
-class ConflictError(RuntimeError):
+class ConflictError(FaultError):
     """Other jobs kept committing while this one tried to: nothing of it was written."""
 
 
@@ -399,8 +524,17 @@ def commit(root: Path, catalog_path: str, work: Callable[[duckdb.DuckDBPyConnect
             con.execute(f"CALL {ALIAS}.set_commit_message('unitsel', ?)", [job])
             con.execute("COMMIT")
             return result
-        except (duckdb.TransactionException, duckdb.IOException) as error:
-            if not _is_conflict(error):
+        except BaseException as error:
+            _roll_back(con)
+            if not isinstance(error, duckdb.Error):
+                raise
+            if _is_storage_fault(error):
+                raise storage_fault(root, error) from None
+            lost = catalog_server_lost(error, catalog_path)
+            if lost is not None:
+                raise lost from None
+            if not (isinstance(error, duckdb.TransactionException | duckdb.IOException)
+                    and _is_conflict(error)):
                 raise
             newest = started[0] if started else None
             # The next attempt gets a fresh DuckDB instance: one whose DuckLake commit failed
@@ -413,6 +547,57 @@ def commit(root: Path, catalog_path: str, work: Callable[[duckdb.DuckDBPyConnect
         f"could not commit {job!r}: other jobs committed to {root} in every one of "
         f"{COMMIT_ATTEMPTS} attempts ({_commits_since(root, catalog_path, newest)}); "
         "nothing was written, run it again")
+
+
+def _roll_back(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back a failed commit's transaction here, where an error is an exception: left to
+    the connection's destructor, a ROLLBACK that fails (a PostgreSQL catalog server that went
+    away) aborts the whole process."""
+    import duckdb
+
+    with contextlib.suppress(duckdb.Error):
+        con.execute("ROLLBACK")
+
+
+# What SQLite and DuckDB say when the disk under them fails or fills (SQLite says "disk I/O
+# error" when its WAL index cannot grow on a full disk).
+_STORAGE_FAULTS = ("No space left on device", "disk is full", "disk I/O error")
+
+
+def _is_storage_fault(error: Exception) -> bool:
+    return any(part in str(error) for part in _STORAGE_FAULTS)
+
+
+def storage_fault(root: Path, error: Exception) -> FaultError:
+    """The one line for a disk that failed under `root`: full when little space is left."""
+    import shutil
+
+    free = shutil.disk_usage(next(p for p in (root, *root.parents) if p.exists())).free
+    if free < 64 * 2**20:
+        return FaultError(f"no space left on device under {root} ({free // 1024} KiB free): "
+                          "nothing was committed; free some space and run it again")
+    return FaultError(f"the disk under {root} failed: {error}; nothing was committed")
+
+
+# What DuckDB's postgres extension says when the catalog server is down or went away.
+_SERVER_LOST = ("Unable to connect to Postgres", "server closed the connection",
+                "terminating connection", "no connection to the server")
+
+
+def catalog_server_lost(error: Exception, catalog_path: str | None = None
+                        ) -> FaultError | None:
+    """The one line for a PostgreSQL catalog that cannot be reached or went away mid-job
+    (DuckDB's own message runs over several lines and names the failed query)."""
+    text = str(error)
+    if not any(part in text for part in _SERVER_LOST):
+        return None
+    at = re.search(r'Postgres at "([^"]*)"', text)
+    server = (without_secrets(catalog_path) if catalog_path else
+              f"postgres:{without_secrets(at.group(1))}" if at else "of the PostgreSQL server")
+    reason = ("it refused the connection" if "Connection refused" in text
+              else "the connection was lost")
+    return FaultError(f"the catalog {server} cannot be used: {reason}; nothing was "
+                      "committed; check the server and run the job again")
 
 
 def _is_conflict(error: Exception) -> bool:
@@ -445,7 +630,9 @@ def clean(root: Path, catalog: str | None = None, *,
     than that and delete the files only they used (time travel to them ends). Returns how many
     files and snapshots went."""
     root = Path(root).resolve()
-    con = attach(root, init(root, catalog))
+    catalog_path = init(root, catalog)
+    refuse_read_only(root)
+    con = attach(root, catalog_path)
     try:
         expired = 0
         if expire_days is not None:

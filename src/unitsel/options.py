@@ -9,6 +9,7 @@ the environment.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -17,8 +18,8 @@ from typing import Any, TypeVar
 
 import click
 
-from unitsel import names
-from unitsel.errors import InputError
+from unitsel import lake, names
+from unitsel.errors import FaultError, InputError
 from unitsel.warehouse import DEFAULT_ROOT, Transaction
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -130,17 +131,34 @@ class Group(click.Group):
 
         try:
             return super().invoke(ctx)
-        except (InputError, duckdb.Error) as error:
-            if ctx.ensure_object(Settings).debug:
-                raise
-            raise click.ClickException(str(error)) from None
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Exception as error:
-            # Anything unforeseen still ends in one line; --debug shows where it came from.
             if ctx.ensure_object(Settings).debug:
                 raise
-            raise click.ClickException(
-                f"{type(error).__name__}: {error} (unexpected: rerun with `unitsel --debug …` "
-                "for the traceback and report it)") from None
+            _close_progress_bars()
+            raise click.ClickException(_one_line(error, duckdb.Error)) from None
 
+
+def _one_line(error: Exception, duckdb_error: type[Exception]) -> str:
+    """What a failed command says: the input's place, the fault, or, for anything unforeseen,
+    the error with a hint (--debug shows where it came from)."""
+    lost = lake.catalog_server_lost(error)
+    if lost is not None:
+        return str(lost)
+    if isinstance(error, InputError | FaultError | duckdb_error):
+        return lake.without_secrets(str(error))
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return (f"no space left on device{f' ({error.filename})' if error.filename else ''}: "
+                "nothing was committed; free some space and run it again")
+    return (f"{type(error).__name__}: {error} (unexpected: rerun with `unitsel --debug …` "
+            "for the traceback and report it)")
+
+
+def _close_progress_bars() -> None:
+    """Close the progress bars a failed job left open, so its error starts on a line of its
+    own instead of at the end of a bar's line."""
+    from tqdm import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()

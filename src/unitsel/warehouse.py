@@ -22,8 +22,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from unitsel import compute, lake, names, summaries
-from unitsel.errors import InputError
-from unitsel.schema import ACTIVATIONS, Table, table
+from unitsel.errors import FaultError, InputError
+from unitsel.schema import ACTIVATIONS, TABLES, Table, table
 
 if TYPE_CHECKING:
     import duckdb
@@ -112,13 +112,20 @@ class _StagedFile:
             self.flush()
 
     def flush(self) -> None:
-        if self.writer is None:
+        # Dictionaries only for strings: numbers (activations above all) gain nothing from
+        # them and cost a third of the write time.
+        strings = [c.name for c in self.t.columns if c.dtype == pl.String()]
+        for attempt in range(2):  # a failed job beside may remove the empty folder meanwhile
+            if self.writer is not None:
+                break
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            # Dictionaries only for strings: numbers (activations above all) gain nothing from
-            # them and cost a third of the write time.
-            strings = [c.name for c in self.t.columns if c.dtype == pl.String()]
-            self.writer = pq.ParquetWriter(self.path, self.schema, use_dictionary=strings,
-                                           store_schema=False)
+            try:
+                self.writer = pq.ParquetWriter(self.path, self.schema,
+                                               use_dictionary=strings, store_schema=False)
+            except FileNotFoundError:
+                if attempt:
+                    raise
+        assert self.writer is not None
         if self.buffer:
             data = pa.concat_tables(self.buffer)
             n = data.num_rows
@@ -134,6 +141,24 @@ class _StagedFile:
         self.flush()
         assert self.writer is not None
         self.writer.close()
+
+
+def _matching(partitions: Mapping[tuple[str, ...], object], t: Table,
+              values: Mapping[str, str]) -> list[tuple[str, ...]]:
+    index = {key: i for i, key in enumerate(t.partition_by)}
+    return [key for key in partitions
+            if all(key[index[k]] == v for k, v in values.items())]
+
+
+def _remove_empty_folders(folder: Path, top: Path) -> None:
+    """Remove `folder` and its parents below `top` while they are empty: a failed job leaves
+    no partition folder of its own behind."""
+    while folder != top and top in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (another job's files), or already gone
+            return
+        folder = folder.parent
 
 
 def _zeros(n: int) -> object:
@@ -183,6 +208,7 @@ class Transaction:
         self.snapshot = (lake.current_snapshot(self.root, self.catalog) if snapshot is None
                          else snapshot)
         self._files: dict[tuple[str, tuple[str, ...], int], _StagedFile] = {}
+        self._drops: list[tuple[Table, dict[str, str]]] = []
         self.rows_written: dict[str, int] = {}
         self._summaries = summaries.Build(self.root)
         self._committed = False
@@ -201,6 +227,7 @@ class Transaction:
                         staged.writer.close()
                 if exc_type is not None or not self._committed:
                     staged.path.unlink(missing_ok=True)
+                    _remove_empty_folders(staged.path.parent, self.root / lake.DATA_DIR)
             if not self._committed and self._new_root:
                 lake.remove_new_root(self.root, self.catalog)
 
@@ -218,7 +245,8 @@ class Transaction:
     @contextlib.contextmanager
     def sql(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A DuckDB connection with every view and macro at the job's snapshot."""
-        with connection(self.root, snapshot=self.snapshot, catalog=self.catalog) as con:
+        with connection(self.root, snapshot=self.snapshot, catalog=self.catalog,
+                        create=False) as con:
             yield con
 
     def runner(self, *, rows: int = 0, workers: int | None = None
@@ -261,6 +289,27 @@ class Transaction:
         self._stage(t, values, conform(frame, t, [c.name for c in t.data_columns], source),
                     source, block)
 
+    def drop(self, t: Table | str, values: Mapping[str, str]) -> list[tuple[str, ...]]:
+        """Delete, in this commit, every partition of `t` whose keys have `values` (some or
+        all of its partition keys), and for activations their summaries: the repair of a
+        partition whose data file is gone (the DELETE reads a stand-in, `lake`). Returns the
+        partitions that match now."""
+        t = _as_table(t)
+        if t.derived:
+            raise InputError(f"{t.name} is derived from activations: drop those, or rebuild "
+                             "it with `unitsel summarise --rebuild`")
+        unknown = set(values) - set(t.partition_by)
+        if unknown:
+            raise InputError(f"{t.name} is partitioned by {', '.join(t.partition_by)}, not "
+                             f"{', '.join(sorted(unknown))}")
+        lake.refuse_read_only(self.root)
+        self._drops.append((t, dict(values)))
+        con = lake.attach(self.root, self.catalog)
+        try:
+            return _matching(lake.partition_files(con, self.root, t), t, values)
+        finally:
+            con.close()
+
     def _stage(
         self, t: Table, values: Mapping[str, str], frame: pl.DataFrame, source: object,
         block: int = 0,
@@ -279,7 +328,7 @@ class Transaction:
         self.rows_written[t.name] = self.rows_written.get(t.name, 0) + frame.height
 
     def _commit(self) -> None:
-        if not self._files and not self._summaries.rebuild:
+        if not self._files and not self._summaries.rebuild and not self._drops:
             self._committed = True  # nothing to commit: no empty snapshot
             return
         for staged in self._files.values():
@@ -289,6 +338,12 @@ class Transaction:
             by_table.setdefault(staged.t.name, []).append((staged.values, str(staged.path)))
 
         def work(con: duckdb.DuckDBPyConnection) -> None:
+            for t, values in self._drops:
+                keys = _matching(lake.partition_files(con, self.root, t), t, values)
+                parts = [dict(zip(t.partition_by, key, strict=True)) for key in keys]
+                for dropped in [t] + ([d for d in TABLES.values() if d.derived]
+                                      if t == ACTIVATIONS else []):
+                    lake.delete_partitions(con, self.root, dropped, parts)
             for name, files in by_table.items():
                 lake.delete_partitions(con, self.root, table(name), [v for v, _ in files])
                 lake.register_files(con, table(name), [path for _, path in files])
@@ -311,6 +366,8 @@ class Transaction:
             shown = ", ".join("/".join(v) for v in values[:3])
             more = f" +{len(values) - 3}" if len(values) > 3 else ""
             parts.append(f"{name}[{shown}{more}]")
+        parts += [f"drop {t.name}[" + ", ".join(f"{k}={v}" for k, v in values.items()) + "]"
+                  for t, values in self._drops]
         return f"{self.name} (pid {os.getpid()}): {'; '.join(parts) or 'no rows'}"
 
 
@@ -332,7 +389,7 @@ def scan(t: Table | str, root: Path | str = DEFAULT_ROOT, *, snapshot: int | Non
     columns in registry order and types."""
     t = _as_table(t)
     root = Path(root).resolve()
-    catalog_path = lake.init(root, catalog, create=True)
+    catalog_path = lake.init(root, catalog)
     con = lake.attach(root, catalog_path)
     try:
         files = con.sql(
@@ -349,6 +406,11 @@ def scan(t: Table | str, root: Path | str = DEFAULT_ROOT, *, snapshot: int | Non
         con.close()
     if not files:
         return pl.LazyFrame(schema=t.polars_schema)
+    for path, _ in files:
+        if not Path(path).is_file():
+            raise FaultError(f"{t.name}: data file {path} ({lake.partition_of(path)}) is "
+                             "missing: `unitsel check` lists every damage; `unitsel drop` the "
+                             "partition, or ingest it again, to repair it")
     return pl.scan_parquet(
         [f for f, _ in files], glob=False, hive_partitioning=False,
         schema=t.polars_schema, missing_columns="insert", extra_columns="ignore",

@@ -6,16 +6,21 @@ HDF5 datasets read in row blocks, so memory stays bounded by the block size.
 
 from __future__ import annotations
 
+import math
+import os
+import sys
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 import numpy as np
 
 from unitsel.errors import InputError
 
 BLOCK_ROWS = 4096
+MAX_UNITS = 2**31 - 1  # `layers.n_units` and `activations.unit` are INTEGER
 
 
 class _Flat:
@@ -23,7 +28,7 @@ class _Flat:
 
     def __init__(self, array: Any) -> None:
         self.array, self.dtype = array, array.dtype
-        self.shape = (int(array.shape[0]), int(np.prod(array.shape[1:], dtype=np.int64)))
+        self.shape = (int(array.shape[0]), math.prod(array.shape[1:]))  # never wraps
 
     def __getitem__(self, rows: slice) -> np.ndarray:
         block = np.asarray(self.array[rows])
@@ -46,11 +51,22 @@ def _open(path: Path, dataset: str | None) -> Iterator[Any]:
         raise InputError("no such file", file=path)
     suffix = path.suffix.lower()
     if suffix == ".npy":
+        if dataset is not None:  # never ignored silently: the user meant some other file
+            raise InputError("does not apply: a .npy file holds one array", file=path,
+                             column="--dataset")
         with path.open("rb") as handle:
             yield _NpyRows(handle, path)
     elif suffix == ".npz":
-        with np.load(path, allow_pickle=False) as archive:
-            yield archive[_dataset_name(path, dataset, list(archive.files))]
+        try:
+            archive = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+            raise InputError(f"not a readable .npz file ({error})", file=path) from None
+        with archive:
+            name = _dataset_name(path, dataset, list(archive.files))
+            member = f"{name}.npy" if f"{name}.npy" in archive.zip.namelist() else name
+            with archive.zip.open(member) as handle:  # the declared shape, before loading
+                _header(handle, path, archive.zip.getinfo(member).file_size)
+            yield archive[name]
     elif suffix in (".h5", ".hdf5"):
         import h5py
 
@@ -80,23 +96,8 @@ class _NpyRows:
     would leave every page it touched resident: a 4 GB array would end as 4 GB of RSS.)"""
 
     def __init__(self, handle: BinaryIO, path: Path) -> None:
-        try:
-            version = np.lib.format.read_magic(handle)
-            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                           else np.lib.format.read_array_header_2_0)
-            shape, fortran, dtype = read_header(handle)
-        except (ValueError, EOFError) as error:
-            raise InputError(f"not a readable .npy file ({error or 'empty'})",
-                             file=path) from None
-        if dtype.hasobject:
-            raise InputError("holds Python objects, not numbers", file=path)
-        self.handle, self.shape, self.dtype = handle, shape, dtype
-        self.fortran = fortran
-        self.offset = handle.tell()
-        needed = self.offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-        if path.stat().st_size < needed:  # checked now: before anything is written
-            raise InputError(f"the file ends early: its header says {shape} {dtype} "
-                             f"({needed:,} bytes) but it has {path.stat().st_size:,}", file=path)
+        self.shape, self.fortran, self.dtype = _header(handle, path, path.stat().st_size)
+        self.handle, self.offset = handle, handle.tell()
 
     def __getitem__(self, rows: slice) -> np.ndarray:
         start, stop, _ = rows.indices(self.shape[0])
@@ -111,6 +112,26 @@ class _NpyRows:
             raise InputError(f"the file ends early: rows {start}..{stop - 1} are missing",
                              file=self.handle.name)
         return block.reshape((stop - start, *self.shape[1:]))
+
+
+def _header(handle: IO[bytes], path: Path, size: int) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """(shape, Fortran order, dtype) of the .npy header at `handle`, checked against the
+    `size` bytes there are: before anything is allocated or written, so a header declaring
+    10^12 values is refused, not a MemoryError."""
+    try:
+        version = np.lib.format.read_magic(handle)
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        shape, fortran, dtype = read_header(handle)
+    except (ValueError, EOFError) as error:
+        raise InputError(f"not a readable .npy file ({error or 'empty'})", file=path) from None
+    if dtype.hasobject:
+        raise InputError("holds Python objects, not numbers", file=path)
+    needed = handle.tell() + math.prod(shape) * dtype.itemsize  # Python ints: never wraps
+    if size < needed:
+        raise InputError(f"the file ends early: its header says {shape} {dtype} "
+                         f"({needed:,} bytes) but it has {size:,}", file=path)
+    return shape, fortran, dtype
 
 
 def _dataset_name(path: Path, dataset: str | None, names: list[str]) -> str:
@@ -133,12 +154,30 @@ def _checked(array: Any, path: Path) -> Any:
                          file=path)
     if 0 in array.shape:
         raise InputError(f"the array is empty (shape {tuple(array.shape)})", file=path)
+    if array.shape[1] > MAX_UNITS:
+        raise InputError(f"shape {tuple(array.shape)}: {array.shape[1]:,} units, more than a "
+                         f"layer may have ({MAX_UNITS:,})", file=path)
     return array
+
+
+def _memory() -> int:
+    """This machine's physical memory in bytes (no limit where the system does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):
+        return sys.maxsize
 
 
 def blocks(array: Any, path: Path, rows: int = BLOCK_ROWS) -> Iterator[tuple[int, np.ndarray]]:
     """(first row, block) pairs covering the array in row order. Activations are stored as
     float32: integers it cannot hold exactly (above 2^24) are refused, not rounded."""
+    # The declared shape, checked before the first read: HDF5 datasets (fill values,
+    # compression) may declare far more than the file holds.
+    needed = min(rows, array.shape[0]) * array.shape[1] * np.dtype(array.dtype).itemsize
+    if needed > _memory():
+        raise InputError(f"shape {tuple(array.shape)} {array.dtype}: a block of "
+                         f"{min(rows, array.shape[0])} rows needs {needed:,} bytes, more than "
+                         f"this machine's memory ({_memory():,})", file=path)
     for start in range(0, array.shape[0], rows):
         block = np.asarray(array[start : start + rows])
         if block.dtype.kind in "iu":

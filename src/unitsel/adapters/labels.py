@@ -9,7 +9,10 @@ or the i-th image. Errors name the file's line number (the header is line 1) and
 from __future__ import annotations
 
 import csv
+import posixpath
+from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import polars as pl
 
@@ -63,14 +66,7 @@ def _parse(path: Path, text: str) -> pl.DataFrame:
     repeated = [c for c in dict.fromkeys(header) if header.count(c) > 1]
     if repeated:
         raise InputError("repeated column", file=path, row=1, column=repeated[0])
-    missing = [c for c in REQUIRED if c not in header]
-    extra = [c for c in header if c not in REQUIRED + OPTIONAL]
-    if missing or extra:
-        raise InputError(
-            f"columns must be {list(REQUIRED)} plus any of {list(OPTIONAL)}; "
-            f"missing {missing}, unexpected {extra}",
-            file=path, row=1, column=(missing or extra)[0],
-        )
+    check_columns(header, REQUIRED, OPTIONAL, path)
     records: dict[str, list[object]] = {c: [] for c in REQUIRED + OPTIONAL}
     seen: dict[int, int] = {}
     for line, row in enumerate(reader, start=2):
@@ -111,6 +107,51 @@ def _parse(path: Path, text: str) -> pl.DataFrame:
         line = int(frame["is_correct"].is_null().arg_true()[0]) + 2
         raise InputError("is_correct is empty", file=path, row=line, column="is_correct")
     return frame.sort("stimulus")
+
+
+def check_columns(header: Sequence[str], required: Sequence[str], optional: Sequence[str],
+                  path: Path, row: int | None = 1) -> None:
+    """The rule for every user CSV: the required columns, any of the optional ones and no
+    others. An unknown column is refused, not ignored: a misspelt optional column (`nmae`)
+    would otherwise drop its values without a word. `row` is the header's (None for JSON)."""
+    missing = [c for c in required if c not in header]
+    extra = [c for c in header if c not in (*required, *optional)]
+    if missing or extra:
+        raise InputError(
+            f"columns must be {list(required)} plus any of {list(optional)}; "
+            f"missing {missing}, unexpected {extra}",
+            file=path, row=row, column=(missing or extra)[0],
+        )
+
+
+def image_uris(paths: Sequence[str], where: Callable[[int], dict[str, Any]]) -> list[str]:
+    """The `uri` of each image path another tool listed: the paths as listed when all are
+    relative paths inside their folder; otherwise each path relative to the folder all of
+    them share, so absolute paths (from the machine that ran the model) keep their class
+    folders and stay distinct (base names alone collide: `a/0.jpg`, `b/0.jpg`).
+    `where(i)` locates path i for InputError; refused: a path that still is no uri (absolute
+    beside relative ones) and two different paths that become one uri (`/d/a/x.jpg`,
+    `/d/a/./x.jpg`); one path listed twice is one image, shown twice."""
+    uris = list(paths)
+    if any(uri_problem(path) for path in paths):
+        parts = [PurePosixPath(posixpath.normpath(p.replace("\\", "/"))).parts for p in paths]
+        folders = [p[:-1] for p in parts]
+        shared = next((n for n, level in enumerate(zip(*folders, strict=False))
+                       if len(set(level)) > 1), min(map(len, folders)))
+        uris = ["/".join(p[shared:]) for p in parts]
+    for index, uri in enumerate(uris):
+        if uri_problem(uri):
+            raise InputError(f"{paths[index]!r} shares no folder with the other paths: it "
+                             "cannot be stored as a path inside the stimulus set's folder",
+                             **where(index))
+    seen: dict[str, int] = {}
+    for index, uri in enumerate(uris):
+        first = seen.setdefault(uri, index)
+        if paths[first] != paths[index]:
+            other = str(InputError("", **where(first))).removesuffix(": ")
+            raise InputError(f"{paths[index]!r} would be stored as uri {uri!r}, like "
+                             f"{paths[first]!r} ({other})", **where(index))
+    return uris
 
 
 def uri_problem(uri: str) -> str | None:

@@ -9,10 +9,11 @@ from unitsel.errors import InputError
 
 
 def long_frame(matrix: np.ndarray, first_stimulus: int, source: object,
-               first_unit: int = 0) -> pl.DataFrame:
+               first_unit: int = 0, first_row: int | None = None) -> pl.DataFrame:
     """Rows of `matrix` are stimuli `first_stimulus, …`, its columns units `first_unit, …`.
 
-    Non-finite values are rejected with the stimulus as the row and the unit as the column.
+    Non-finite values are rejected with the unit as the column and as the row the stimulus,
+    or `first_row + i` when `source` holds only some stimuli (its rows are named then).
     """
     if matrix.ndim != 2:
         raise InputError(f"expected a stimuli x units matrix, got shape {matrix.shape}",
@@ -22,7 +23,8 @@ def long_frame(matrix: np.ndarray, first_stimulus: int, source: object,
     if not finite.all():
         row, unit = (int(i) for i in np.argwhere(~finite)[0])
         raise InputError(f"non-finite activation {values[row, unit]}", file=source,
-                         row=first_stimulus + row, column=f"unit {first_unit + unit}")
+                         row=(first_stimulus if first_row is None else first_row) + row,
+                         column=f"unit {first_unit + unit}")
     n_stimuli, n_units = values.shape
     return pl.DataFrame(
         {

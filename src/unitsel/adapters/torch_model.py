@@ -12,6 +12,7 @@ channel i aggregated over all spatial positions (l2 = sqrt of the sum of squares
 from __future__ import annotations
 
 import hashlib
+import pickle
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -181,8 +182,18 @@ def load_model(architecture: str, weights: str | None, seed: int = 0) -> nn.Modu
     if weights is not None:
         try:
             state = torch.load(weights, map_location="cpu", weights_only=True)
+        except (OSError, RuntimeError, pickle.UnpicklingError) as error:
+            raise InputError(f"cannot read: {error}", file=weights) from None
+        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor)
+                                                  for v in state.values()):
+            # e.g. a training checkpoint: {'state_dict': …, 'epoch': …}
+            keys = f" with keys {list(state)[:5]}" if isinstance(state, dict) else ""
+            raise InputError(f"holds a {type(state).__name__}{keys}; expected a state dict "
+                             "(parameter name -> tensor, as model.state_dict() gives)",
+                             file=weights)
+        try:
             model.load_state_dict(state)
-        except (OSError, RuntimeError) as error:
+        except RuntimeError as error:
             raise InputError(f"cannot load weights into {architecture}: {error}",
                              file=weights) from None
     return model
