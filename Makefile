@@ -27,6 +27,8 @@ $(STAMP): pyproject.toml
 	# DuckLake and its catalogs' extensions, from their wheels into DuckDB's extension folder
 	# (the DuckDB CLI loads them from there; nothing is downloaded).
 	$(BIN)/python -m unitsel.lake
+	# The summary kernel, compiled once into numba's cache beside the module.
+	$(BIN)/python -m unitsel.kernel
 	# The concurrency tests start a real PostgreSQL server (a DuckLake catalog) of their own.
 	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || $(SUDO) sh -c 'apt-get update -qq \
 		&& apt-get install -y -qq --no-install-recommends postgresql'
@@ -52,6 +54,7 @@ test-quick: lint
 	$(BIN)/pytest -m "not slow" -x -q
 
 bench: setup
+	$(BIN)/python bench/floors.py
 	$(BIN)/python bench/selectivity.py
 	$(BIN)/python bench/mantel.py
 	$(BIN)/python bench/concepts.py

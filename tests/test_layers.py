@@ -24,6 +24,7 @@ from .conftest import REPO
 # Bottom to top. `pkg.*` also names the package `pkg` itself; `*` matches within one name part.
 LAYERS: list[list[str]] = [
     ["unitsel.schema", "unitsel.errors", "unitsel.names", "unitsel.compute", "unitsel.sqlfiles",
+     "unitsel.kernel",
      "unitsel.files"],
     ["unitsel.lake"],
     ["unitsel.summaries"],  # below the warehouse: the commit calls summaries.Build

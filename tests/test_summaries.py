@@ -202,3 +202,15 @@ def test_a_second_model_on_a_stimulus_set_leaves_the_first_models_summaries(
     again = summary_files("a")
     ingest("b")
     assert summary_files("a") == again
+
+
+@pytest.mark.parametrize("spread", [1, 10**6], ids=["dense ids: lookup", "sparse ids: search"])
+def test_stimulus_positions_match_a_dictionary(spread: int) -> None:
+    """Data-file stimulus ids to positions in the sorted set (-1 outside it), both ways."""
+    from unitsel.summaries import _positions
+
+    rng = np.random.default_rng(spread)
+    stimuli = np.unique(rng.integers(-50, 500, 300) * spread).astype(np.int64)
+    ids = np.concatenate([stimuli, rng.integers(-600, 600, 500) * spread])
+    where = {int(s): i for i, s in enumerate(stimuli)}
+    assert _positions(stimuli, ids).tolist() == [where.get(int(i), -1) for i in ids]

@@ -21,16 +21,16 @@ built by an older layout (or never built: a migrated warehouse) for a job to reb
 from __future__ import annotations
 
 import hashlib
-import tempfile
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import polars as pl
 
 from unitsel import lake
-from unitsel.schema import ACTIVATIONS, PREDICTIONS, STIMULI, SUMMARY_BUILDS, TABLES
+from unitsel.schema import ACTIVATIONS, PREDICTIONS, STIMULI, SUMMARY_BUILDS, TABLES, Table
 from unitsel.sqlfiles import sql_string
 
 if TYPE_CHECKING:
@@ -39,8 +39,6 @@ if TYPE_CHECKING:
     from unitsel.compute import Runner
 
 TOP_K = 100
-TASK_MEMORY = "1GB"  # DuckDB's memory limit in one file's summary pass
-TOP_STATES = 2_000_000  # top-k entries kept at once (units x k) in a task's pass
 # Bump when the summaries' content changes: every existing summary then counts as stale.
 LAYOUT_VERSION = 3
 Partition = dict[str, str]
@@ -188,212 +186,116 @@ def _digest(labels: pl.DataFrame) -> str:
 def summarise_files(root: str, files: list[tuple[Partition, str]], labels: pl.DataFrame,
                     k: int, threads: int | None = None) -> list[list[tuple[str, str]]]:
     """Summarise activations data files (each some units of a partition, all their stimuli)
-    of one model and stimulus set in one DuckDB pass, given their labels (stimulus, label,
-    is_correct), and write each summary table's rows of each file's units to a data file in
-    the file's partition; memory is bounded by the files. Returns, per file, its (table,
-    summary file) pairs. Runs in any process that sees `root` (a Dask worker)."""
-    import duckdb
+    of one model and stimulus set, given their labels (stimulus, label, is_correct), with one
+    sort per unit (`unitsel.kernel`), and write each summary table's rows of each file's units
+    to a data file in the file's partition; memory is bounded by the files (about 40 bytes a
+    row). Returns, per file, its (table, summary file) pairs. Runs in any process that sees
+    `root` (a Dask worker), its units on `threads` threads (default every core)."""
+    import pyarrow.parquet as pq
 
-    # DuckDB spills what does not fit under the limit, so a task's memory stays bounded
-    # whatever the files hold.
-    config: dict[str, str | bool | int | float | list[str]] = {
-        "memory_limit": TASK_MEMORY, "temp_directory": tempfile.gettempdir(),
-        "preserve_insertion_order": False}
-    if threads is not None:
-        config["threads"] = threads
-    con = duckdb.connect(config=config)
-    con.register("labels_in", labels)
-    # The files' units are renumbered into one dense range (file i's units from base_i on),
-    # so the pass below sees one block of units and decodes them per file at the end.
-    paths = [path for _, path in files]
-    ranges = dict(con.execute(
-        "SELECT filename, [min(unit), max(unit)] FROM read_parquet(?, filename = true) "
-        "GROUP BY filename", [paths]).fetchall())
-    base, rows = 0, []
-    for i, (part, path) in enumerate(files):
-        if path not in ranges:
-            continue  # no rows, no summaries
-        low, high = ranges[path]
-        rows.append({"file": i, "filename": path, "base": base, "low": low,
-                     **{key: part[key] for key in _KEYS}})
-        base += high - low + 1
+    from unitsel.kernel import summarise
+
+    # Stimuli of the set, numbered in stimulus order: the kernel's ties then follow stimuli.
+    labels = labels.sort("stimulus")
+    stimuli = labels["stimulus"].to_numpy()
+    names = sorted(set(labels["label"].to_list()))
+    label_of = labels["label"].replace_strict(names, list(range(len(names))),
+                                              return_dtype=pl.Int32).to_numpy()
+    correct_of = labels["is_correct"].fill_null(False).to_numpy()
     outputs: list[list[tuple[str, str]]] = [[] for _ in files]
-    if not rows:
-        con.close()
+    if not len(stimuli):
         return outputs
-    con.register("files_in", pl.DataFrame(rows))
-    # The passes below read the block five times: decode the files once.
-    con.execute("""
-        CREATE TEMP TABLE acts AS
-        SELECT (a.unit - f.low + f.base)::INTEGER AS unit, a.stimulus, a.activation
-        FROM read_parquet($paths, filename = true) a JOIN files_in f USING (filename)""",
-                {"paths": paths})
-    # A unit has at most one top entry per stimulus: asking DuckDB for more only makes each
-    # unit's top-k state larger (wide layers on few stimuli).
-    queries = _summarise(con, "acts", "(SELECT stimulus, label FROM labels_in)",
-                         "(SELECT stimulus, is_correct FROM labels_in)",
-                         max(1, min(k, labels.height)))
-    (Path(root) / lake.DATA_DIR).mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=Path(root) / lake.DATA_DIR,
-                                     prefix=".unitsel-summaries-") as scratch:
-        for name, query in queries.items():
-            # One COPY per table, split by file: DuckDB writes file i's rows under file=i.
-            con.execute(f"""
-                COPY (SELECT f.file, {', '.join(f'f.{key}' for key in _KEYS)},
-                             q.* REPLACE ((q.unit - f.base + f.low)::INTEGER AS unit)
-                      FROM ({query}) q ASOF JOIN files_in f ON q.unit >= f.base)
-                TO {sql_string(f"{scratch}/{name}")}
-                (FORMAT parquet, PARTITION_BY (file))""")
-            for i, (part, _) in enumerate(files):
-                written = sorted(Path(scratch, name, f"file={i}").glob("*.parquet"))
-                if not written:
-                    continue
-                folder = lake.partition_dir(Path(root), TABLES[name], part)
-                folder.mkdir(parents=True, exist_ok=True)
-                for piece in written:
-                    output = folder / f"unitsel-{uuid.uuid4().hex}.parquet"
-                    piece.rename(output)
-                    outputs[i].append((name, str(output)))
-    con.close()
+    # The files' units are renumbered into one dense range (file i's units from base_i on),
+    # so one kernel call sees one block of units and the rows are split per file at the end.
+    columns: dict[str, list[np.ndarray]] = {"unit": [], "activation": [], "stimulus": []}
+    spans = []  # (file index, base, lowest unit, unit count)
+    base = 0
+    for i, (_, path) in enumerate(files):
+        table = pq.read_table(path, columns=["unit", "stimulus", "activation"])
+        if table.num_rows == 0:
+            continue  # no rows, no summaries
+        unit = table["unit"].to_numpy()
+        low, high = int(unit.min()), int(unit.max())
+        position = _positions(stimuli, table["stimulus"].to_numpy())
+        known = position >= 0
+        activation = table["activation"].to_numpy()
+        if not known.all():  # rows of stimuli outside the set are not summarised
+            unit, position, activation = unit[known], position[known], activation[known]
+        columns["unit"].append((unit - low + base).astype(np.int32))
+        columns["stimulus"].append(position)
+        columns["activation"].append(activation)
+        spans.append((i, base, low, high - low + 1))
+        base += high - low + 1
+    if not spans:
+        return outputs
+    summary = summarise(np.concatenate(columns["unit"]),
+                        np.concatenate(columns["activation"]),
+                        np.concatenate(columns["stimulus"]), label_of, correct_of, base,
+                        len(names), max(1, min(k, labels.height)), threads)
+    found = summary._asdict()
+    found["unit_top"] = (*found["unit_top"][:3], stimuli[found["unit_top"][3]],
+                         *found["unit_top"][4:])
+    for name, arrays in found.items():
+        t = TABLES[name]
+        data = dict(zip([c.name for c in t.columns if c.name not in _KEYS], arrays,
+                        strict=True))
+        # The kernel's rows come in unit order: each file's units are one slice.
+        bounds = np.searchsorted(data["unit"], [[first, first + count] for _, first, _, count
+                                                in spans])
+        for (i, first, low, _), (begin, end) in zip(spans, bounds, strict=True):
+            if begin == end:
+                continue
+            rows = {c: v[begin:end] for c, v in data.items()}
+            rows["unit"] = (rows["unit"] - first + low).astype(np.int32)
+            output = _write_summary(Path(root), t, files[i][0], rows, names)
+            outputs[i].append((name, output))
     return outputs
 
 
-def _summarise(con: duckdb.DuckDBPyConnection, acts: str, stimuli: str, correct: str,
-               k: int) -> dict[str, str]:
-    """Temp tables of one partition's summaries, and per summary table the query of its rows.
-    `acts`, `stimuli` and `correct` are relations (SQL text) of the partition's inputs."""
-    # Three passes over the raw file: moments per (unit, label, correctness), merged per subset
-    # with Chan et al.'s pairwise update for M2; mid-ranks per unit and subset; and each unit's
-    # top-k for both subsets.
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE fine AS
-        SELECT a.unit, s.label, coalesce(p.is_correct, false) AS correct,
-               count(*) AS n, avg(a.activation) AS mean,
-               var_pop(a.activation) * count(*) AS m2,
-               min(a.activation) AS min, max(a.activation) AS max
-        FROM {acts} a
-        JOIN {stimuli} s USING (stimulus)
-        LEFT JOIN {correct} p USING (stimulus)
-        GROUP BY ALL;
-        CREATE OR REPLACE TEMP TABLE classes AS
-        WITH grouped AS (
-            SELECT 'all' AS subset, * FROM fine
-            UNION ALL
-            SELECT 'correct' AS subset, * FROM fine WHERE correct
-        ), g AS (
-            SELECT *, sum(n * mean) OVER w / sum(n) OVER w AS pooled_mean
-            FROM grouped WINDOW w AS (PARTITION BY subset, unit, label)
-        )
-        SELECT subset, unit, label, sum(n)::INTEGER AS n, any_value(pooled_mean) AS mean,
-               sum(m2 + n * (mean - pooled_mean) ** 2) AS m2,
-               min(min)::FLOAT AS min, max(max)::FLOAT AS max
-        FROM g GROUP BY subset, unit, label;
-        -- One sort per subset gives both ends of each tie group: rank() its first rank and the
-        -- RANGE frame's count(*) its last, so the mid-rank is their mean and t = last-first+1.
-        -- The sorted rows carry a small label index, not the label, to keep the sort lean.
-        CREATE OR REPLACE TEMP TABLE label_index AS
-        SELECT s.stimulus, dense_rank() OVER (ORDER BY s.label)::INTEGER AS label_id, s.label,
-               coalesce(p.is_correct, false) AS correct
-        FROM {stimuli} s LEFT JOIN {correct} p USING (stimulus);
-        CREATE OR REPLACE TEMP TABLE ranks (subset VARCHAR, unit INTEGER, label VARCHAR,
-                                            rank_sum DOUBLE, tie_term DOUBLE);
-    """)
-    # Each subset's ranks in a statement of its own: one sort in memory at a time.
-    for subset, where in (("all", "true"), ("correct", "l.correct")):
-        con.execute(f"""
-            INSERT INTO ranks
-            WITH ranked_rows AS (
-                SELECT a.unit, l.label_id, rank() OVER w AS first, count(*) OVER w AS last
-                FROM {acts} a JOIN label_index l USING (stimulus)
-                WHERE {where}
-                WINDOW w AS (PARTITION BY a.unit ORDER BY a.activation)
-            ), sums AS (
-                SELECT unit, label_id, sum((first + last) / 2) AS rank_sum,
-                       sum((last - first + 1) ** 2 - 1) AS tie_term
-                FROM ranked_rows GROUP BY ALL
-            )
-            SELECT '{subset}', s.unit, l.label, s.rank_sum, s.tie_term
-            FROM sums s JOIN (SELECT DISTINCT label_id, label FROM label_index) l
-                USING (label_id)""")
-    # Each unit's top-k in chunks of units: DuckDB keeps a k-entry state per unit, which for a
-    # wide layer (many units, few stimuli) would not fit in a task's memory at once.
-    low, high = con.sql(f"SELECT min(unit), max(unit) FROM {acts}").fetchone() or (0, -1)
-    step = max(1, TOP_STATES // k)
-    con.execute("CREATE OR REPLACE TEMP TABLE tops (unit INTEGER, top_all "
-                "STRUCT(activation FLOAT, neg_stimulus INTEGER)[], top_correct "
-                "STRUCT(activation FLOAT, neg_stimulus INTEGER)[])")
-    for first in range(low or 0, (high if high is not None else -1) + 1, step):
-        con.execute(f"""
-            INSERT INTO tops
-            WITH keyed AS (
-                -- Only stimuli of the set, as everywhere else (the join drops the others).
-                SELECT a.unit, l.correct AS is_correct,
-                       {{'activation': a.activation, 'neg_stimulus': -a.stimulus}} AS key
-                FROM {acts} a JOIN label_index l USING (stimulus)
-                WHERE a.unit >= {first} AND a.unit < {first + step}
-            )
-            SELECT unit, max(key, {k}) AS top_all,
-                   max(key, {k}) FILTER (WHERE is_correct) AS top_correct
-            FROM keyed GROUP BY unit""")
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE ranked AS
-        WITH lists AS (
-            SELECT 'all' AS subset, unit, top_all AS top FROM tops
-            UNION ALL
-            SELECT 'correct', unit, top_correct FROM tops WHERE top_correct IS NOT NULL
-        )
-        SELECT l.subset, l.unit, u.rank::INTEGER AS rank,
-               (-u.entry.neg_stimulus)::INTEGER AS stimulus, s.label,
-               u.entry.activation::FLOAT AS activation
-        FROM lists l, unnest(l.top) WITH ORDINALITY AS u(entry, rank)
-        JOIN {stimuli} s ON s.stimulus = -u.entry.neg_stimulus;
-        CREATE OR REPLACE TEMP TABLE units AS
-        WITH best AS (
-            SELECT subset, unit, label AS top_label, activation AS top_activation
-            FROM ranked WHERE rank = 1
-        ), per_unit AS (
-            SELECT b.subset, b.unit, b.top_label, b.top_activation,
-                   sum(c.n)::INTEGER AS n,
-                   max(c.max) FILTER (c.label <> b.top_label)::FLOAT AS max_other,
-                   any_value(c.n) FILTER (c.label = b.top_label)::INTEGER AS n_top_label
-            FROM best b JOIN classes c USING (subset, unit)
-            GROUP BY ALL
-        )
-        SELECT p.*,
-               count(*) FILTER (r.label = p.top_label AND (p.max_other IS NULL
-                                OR r.activation > p.max_other)) AS listed,
-               count(*) AS list_length
-        FROM per_unit p JOIN ranked r USING (subset, unit)
-        GROUP BY ALL;
-    """)
-    # The top-class cluster is exact from the top-k list unless the whole list belongs to it
-    # and the top label has more stimuli than the list: then count it in a filtered pass.
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE counted AS
-        WITH need AS (
-            SELECT * FROM units WHERE listed = list_length AND list_length < n_top_label
-        )
-        SELECT n.subset, n.unit, count(*) AS top_cluster
-        FROM need n
-        JOIN {acts} a ON a.unit = n.unit
-        JOIN {stimuli} s ON s.stimulus = a.stimulus
-        LEFT JOIN {correct} p ON p.stimulus = a.stimulus
-        WHERE s.label = n.top_label AND (n.max_other IS NULL OR a.activation > n.max_other)
-          AND (n.subset = 'all' OR coalesce(p.is_correct, false))
-        GROUP BY ALL;
-    """)
-    return {
-        "class_stats": """
-            SELECT c.subset, c.unit, c.label, c.n, c.mean, c.m2, c.min, c.max, r.rank_sum
-            FROM classes c JOIN ranks r USING (subset, unit, label)
-        """,
-        "unit_top": "SELECT subset, unit, rank, stimulus, label, activation FROM ranked",
-        "unit_summaries": """
-            SELECT u.subset, u.unit, u.n, u.top_label, u.top_activation, u.max_other,
-                   u.n_top_label, coalesce(c.top_cluster, u.listed)::INTEGER AS top_cluster,
-                   t.tie_term
-            FROM units u LEFT JOIN counted c USING (subset, unit)
-            JOIN (SELECT subset, unit, sum(tie_term) AS tie_term FROM ranks GROUP BY ALL) t
-                USING (subset, unit)
-        """,
-    }
+def _positions(stimuli: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Each id's position in the sorted `stimuli`, -1 when it is none of them: a lookup
+    table over the ids' range (a gather, several times faster than a binary search), or a
+    binary search when the ids are too sparse for one."""
+    first, last = int(stimuli[0]), int(stimuli[-1])
+    if last - first < 4 * len(stimuli) + 1024:
+        lookup = np.full(last - first + 1, -1, np.int32)
+        lookup[stimuli - first] = np.arange(len(stimuli), dtype=np.int32)
+        inside = (ids >= first) & (ids <= last)
+        found = lookup[np.clip(ids, first, last) - first]
+        return found if inside.all() else np.where(inside, found, -1)
+    position = np.searchsorted(stimuli, ids)
+    hit = stimuli[np.minimum(position, len(stimuli) - 1)] == ids
+    return np.where(hit, position, -1).astype(np.int32)
+
+
+def _write_summary(root: Path, t: Table, part: Partition, rows: dict[str, np.ndarray],
+                   names: list[str]) -> str:
+    """One summary data file of `t` in `part`'s folder: the partition keys as constant
+    dictionary columns, subset and label columns as dictionaries of their names (the
+    kernel's indices), NaN `max_other` as NULL."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from unitsel.kernel import SUBSETS
+
+    n = len(rows["unit"])
+    words = {"subset": list(SUBSETS), "label": names, "top_label": names}
+    columns = []
+    for c in t.columns:
+        if c.name in part:
+            column = pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)),
+                                                    pa.array([part[c.name]]))
+        elif c.name in words:
+            column = pa.DictionaryArray.from_arrays(pa.array(rows[c.name].astype(np.int32)),
+                                                    pa.array(words[c.name]))
+        else:
+            values = rows[c.name]
+            column = pa.array(values, mask=np.isnan(values) if c.nullable else None).cast(
+                pl.Series(dtype=c.dtype).to_arrow().type)
+        columns.append(column)
+    folder = lake.partition_dir(root, t, part)
+    folder.mkdir(parents=True, exist_ok=True)
+    output = folder / f"unitsel-{uuid.uuid4().hex}.parquet"
+    pq.write_table(pa.table(columns, names=[c.name for c in t.columns]), output,
+                   store_schema=False)  # no Arrow schema: readers see plain strings
+    return str(output)
