@@ -230,12 +230,12 @@ def read_only(warehouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         return
     if not (_mounted("mount", "--bind", str(warehouse), str(shared))
             and _mounted("mount", "-o", "remount,bind,ro", str(shared))):
-        _mounted("umount", str(shared))
+        _mounted("umount", "--lazy", str(shared))
         pytest.skip("a read-only bind mount needs CAP_SYS_ADMIN here (root ignores modes)")
     try:
         yield shared
     finally:
-        _mounted("umount", str(shared))
+        _mounted("umount", "--lazy", str(shared))
 
 
 def test_a_read_only_warehouse_is_readable(
@@ -268,7 +268,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     try:
         yield disk
     finally:
-        _mounted("umount", str(disk))
+        _mounted("umount", "--lazy", str(disk))  # this process may hold the catalog open
 
 
 @pytest.mark.parametrize("free_kib", [0, 300, 700])
