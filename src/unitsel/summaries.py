@@ -1,8 +1,8 @@
 """Per-partition summaries of raw activations, so metric macros never re-scan them.
 
 For every activations partition (model, stimulus set, layer, pool) and subset (`all`
-stimuli, or `correct`ly classified ones when predictions exist), one pass of DuckDB over the
-partition writes:
+stimuli, or `correct`ly classified ones when predictions exist), one sort per unit of each
+data file (`unitsel.kernel`) writes:
 
 - `class_stats`: per unit and label the count, mean, M2 (sum of squared deviations), min, max
   and the sum of the label's mid-ranks among the unit's activations (for rank-sum tests);
