@@ -24,7 +24,6 @@ numbers mean the same on any machine.
 
 from __future__ import annotations
 
-import argparse
 import resource
 import tempfile
 import time
@@ -36,7 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import scipy.stats
 from numba import njit, prange
-from selectivity import generate
+from selectivity import generate, size_arguments
 
 import unitsel
 from ingest.arrays import ingest_arrays
@@ -168,12 +167,7 @@ def check_kernel(acts: np.ndarray, labels: np.ndarray, correct: np.ndarray,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--stimuli", type=int, default=100_000)
-    parser.add_argument("--units", type=int, default=1_000)
-    parser.add_argument("--labels", type=int, default=100)
-    parser.add_argument("--workdir", type=Path, default=None)
-    args = parser.parse_args()
+    args = size_arguments(__doc__)
     results: dict[str, float] = {}
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         work = Path(tmp)

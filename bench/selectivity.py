@@ -58,6 +58,16 @@ def generate(path: Path, n_stimuli: int, n_units: int, n_labels: int) -> np.ndar
     return labels
 
 
+def size_arguments(doc: str | None) -> argparse.Namespace:
+    """The data size of a benchmark (default 10⁸ rows) and where its files go."""
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n")[0])
+    parser.add_argument("--stimuli", type=int, default=100_000)
+    parser.add_argument("--units", type=int, default=1_000)
+    parser.add_argument("--labels", type=int, default=100)
+    parser.add_argument("--workdir", type=Path, default=None)
+    return parser.parse_args()
+
+
 def numpy_metrics(acts: np.ndarray, labels: np.ndarray, n_labels: int) -> dict[str, np.ndarray]:
     """The per-unit loop a researcher writes: sort, bincount, compare."""
     n_units = acts.shape[1]
@@ -95,12 +105,7 @@ def check_category_sample(sql: pl.DataFrame, acts: np.ndarray, labels: np.ndarra
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--stimuli", type=int, default=100_000)
-    parser.add_argument("--units", type=int, default=1_000)
-    parser.add_argument("--labels", type=int, default=100)
-    parser.add_argument("--workdir", type=Path, default=None)
-    args = parser.parse_args()
+    args = size_arguments(__doc__)
     results: dict[str, float] = {}
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         work = Path(tmp)

@@ -75,6 +75,16 @@ def scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield address
 
 
+def small_warehouse(folder: Path, root: Path) -> None:
+    """A warehouse at `root` with one layer of 10 stimuli x 6 units, from files in `folder`."""
+    np.save(folder / "acts.npy", np.arange(60, dtype=np.float32).reshape(10, 6))
+    (folder / "labels.csv").write_text(
+        "stimulus,label\n" + "".join(f"{s},c{s % 2}\n" for s in range(10)))
+    with unitsel.Transaction(root, progress=False) as tx:
+        ingest_arrays(tx, folder / "acts.npy", folder / "labels.csv", model_id="m",
+                      stimulus_set="s", layer="fc")
+
+
 def summaries(root: Path) -> dict[str, pl.DataFrame]:
     return {t: unitsel.scan(t, root).collect().sort(pl.all()) for t in SUMMARIES}
 
@@ -106,12 +116,7 @@ def test_summaries_on_two_workers_equal_one_process(
 
 def test_summarise_command_rebuilds_on_the_cluster(tmp_path: Path, scheduler: str) -> None:
     root = tmp_path / "warehouse"
-    np.save(tmp_path / "acts.npy", np.arange(60, dtype=np.float32).reshape(10, 6))
-    (tmp_path / "labels.csv").write_text(
-        "stimulus,label\n" + "".join(f"{s},c{s % 2}\n" for s in range(10)))
-    with unitsel.Transaction(root, progress=False) as tx:
-        ingest_arrays(tx, tmp_path / "acts.npy", tmp_path / "labels.csv", model_id="m",
-                      stimulus_set="s", layer="fc")
+    small_warehouse(tmp_path, root)
     before = summaries(root)
     result = subprocess.run(
         [str(Path(sys.executable).with_name("unitsel")), "summarise", "--rebuild",

@@ -11,18 +11,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import unitsel
-from ingest.arrays import ingest_arrays
 from unitsel.cli import cli
 from unitsel.compute import DaskRunner
 from unitsel.errors import FaultError
 
 from .conftest import checksum
-from .test_dask import cluster, worker
+from .test_dask import cluster, small_warehouse, worker
 
 pytestmark = pytest.mark.slow  # real clusters: `make test` runs it, `make test-quick` not
 
@@ -122,12 +119,7 @@ def test_summarise_on_a_cluster_without_workers_fails_and_commits_nothing(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The audit's hang: `summarise --rebuild --scheduler` on a cluster whose workers died."""
     root = tmp_path / "warehouse"
-    np.save(tmp_path / "acts.npy", np.arange(60, dtype=np.float32).reshape(10, 6))
-    (tmp_path / "labels.csv").write_text(
-        "stimulus,label\n" + "".join(f"{s},c{s % 2}\n" for s in range(10)))
-    with unitsel.Transaction(root, progress=False) as tx:
-        ingest_arrays(tx, tmp_path / "acts.npy", tmp_path / "labels.csv", model_id="m",
-                      stimulus_set="s", layer="fc")
+    small_warehouse(tmp_path, root)
     before = checksum(root)
     monkeypatch.setattr("unitsel.compute.NO_WORKER_TIMEOUT", 3.0)
     with cluster(tmp_path, 1, "--no-nanny") as (address, workers):
