@@ -199,7 +199,10 @@ def activations_command(model_id: str, arch: str, weights: str | None, seed: int
     labels, paths, prep = read_image_stimuli(image_dir, labels_file, image_size, resize, mean,
                                              std)
     model = load_model(arch, weights, seed)
-    with job(root) as tx:
+    # Thumbnails where the dashboards look, inside the warehouse (never served from
+    # elsewhere), written beside the forward pass; in place only once the job committed.
+    thumbnails = root / "images" / stimulus_set
+    with images.thumbnails_while(paths, labels["uri"].to_list(), thumbnails), job(root) as tx:
         summary = ingest_model(
             tx, model, images.batches(paths, prep, batch_size), labels,
             model_id=model_id, stimulus_set=stimulus_set, architecture=arch,
@@ -209,6 +212,4 @@ def activations_command(model_id: str, arch: str, weights: str | None, seed: int
             layers=layers.split(",") if layers else None, pools=pools.split(","),
             batch_size=batch_size, device=device, replace_stimuli=replace_stimuli,
         )
-    # Thumbnails where the dashboards look, inside the warehouse (never served from elsewhere).
-    images.write_thumbnails(paths, labels["uri"].to_list(), root / "images" / stimulus_set)
-    click.echo(f"{summary}; thumbnails in {root / 'images' / stimulus_set}")
+    click.echo(f"{summary}; thumbnails in {thumbnails}")

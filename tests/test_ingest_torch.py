@@ -177,6 +177,25 @@ def test_cli_records_a_torchvision_model_on_an_image_folder(tmp_path: Path, root
         f"{i}.png" for i in range(4)]
 
 
+def test_a_failed_first_cli_job_leaves_no_root_and_no_thumbnails(tmp_path: Path,
+                                                                  root: Path) -> None:
+    """The thumbnails are written beside the forward pass, staged outside the new root; a
+    job that fails (an unknown layer, found only once the model runs) leaves neither."""
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(2):
+        Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(images / f"{i}.png")
+    (tmp_path / "labels.csv").write_text("stimulus,uri,label\n0,0.png,a\n1,1.png,b\n")
+    before = sorted(tmp_path.iterdir())
+    result = CliRunner().invoke(cli, [
+        "ingest", "activations", "--model-id", "r18", "--arch", "resnet18",
+        "--stimulus-set", "s", "--images", str(images), "--labels",
+        str(tmp_path / "labels.csv"), "--layers", "fc9", "--image-size", "32", "--resize",
+        "32", "--root", str(root)])
+    assert result.exit_code != 0 and "fc9" in result.output, result.output
+    assert sorted(tmp_path.iterdir()) == before  # no root, no staging folder beside it
+
+
 def test_cli_missing_image_is_located(tmp_path: Path, root: Path) -> None:
     (tmp_path / "images").mkdir()
     (tmp_path / "labels.csv").write_text("stimulus,uri,label\n0,missing.png,a\n")

@@ -12,12 +12,15 @@ from pathlib import Path
 
 @contextlib.contextmanager
 def replaced_folder(final: Path) -> Iterator[Path]:
-    """A staging folder beside `final` to fill; on success it replaces `final` in one move,
-    on failure it is removed and `final` is untouched."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
+    """A staging folder to fill, in the nearest folder above `final` that exists (so the
+    same file system, and nothing made on the way: a job that fails leaves no new root);
+    on success it replaces `final` in one move, on failure it is removed and `final` is
+    untouched."""
+    above = next(folder for folder in final.parents if folder.exists())
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=above))
     try:
         yield staging
+        final.parent.mkdir(parents=True, exist_ok=True)
         if final.exists():
             shutil.rmtree(final)
         os.replace(staging, final)

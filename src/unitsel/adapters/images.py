@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -76,18 +78,37 @@ def batches(paths: Sequence[Path], prep: Preprocessing, batch_size: int) -> Iter
 THUMBNAIL_PX = 128
 
 
-def write_thumbnails(paths: Sequence[Path], uris: Sequence[str], folder: Path) -> None:
+@contextlib.contextmanager
+def thumbnails_while(paths: Sequence[Path], uris: Sequence[str], folder: Path) -> Iterator[None]:
     """Small copies of the images (at most THUMBNAIL_PX on a side, same format) at their
-    `uri` under `folder` (`<root>/images/<set>/`, where the dashboards look), written to a
-    staging folder that replaces `folder` in one move."""
-    from PIL import Image
+    `uri` under `folder` (`<root>/images/<set>/`, where the dashboards look), written by a
+    thread while the block runs (the job's forward pass and commit), off its critical path,
+    into a staging folder that replaces `folder` in one move when the block ends without
+    error; when it fails, the thread stops and `folder` is left as it was."""
+    from concurrent.futures import ThreadPoolExecutor
 
     from unitsel.files import replaced_folder
 
-    with replaced_folder(folder) as staging:
-        for path, uri in zip(paths, uris, strict=True):
-            target = staging / uri
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with Image.open(path) as image:
-                image.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
-                image.save(target, format=image.format)
+    stop = threading.Event()
+    with replaced_folder(folder) as staging, ThreadPoolExecutor(1) as pool:
+        writing = pool.submit(_write_thumbnails, paths, uris, staging, stop)
+        try:
+            yield
+        except BaseException:
+            stop.set()
+            raise
+        writing.result()
+
+
+def _write_thumbnails(paths: Sequence[Path], uris: Sequence[str], staging: Path,
+                      stop: threading.Event) -> None:
+    from PIL import Image
+
+    for path, uri in zip(paths, uris, strict=True):
+        if stop.is_set():
+            return
+        target = staging / uri
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with Image.open(path) as image:
+            image.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
+            image.save(target, format=image.format)
