@@ -64,12 +64,7 @@ def check(root: Path, catalog: str | None = None) -> Report:
                     report.problems.append(f"{where} holds {found} rows, the catalog "
                                            f"recorded {rows}")
         _check_summaries(con, root, report)
-        listed = {row[0] for row in con.sql(
-            f"SELECT CASE WHEN f.path_is_relative THEN s.path || tb.path || f.path "
-            f"ELSE f.path END FROM __ducklake_metadata_{lake.ALIAS}.ducklake_data_file f "
-            f"JOIN __ducklake_metadata_{lake.ALIAS}.ducklake_table tb USING (table_id) "
-            f"JOIN __ducklake_metadata_{lake.ALIAS}.ducklake_schema s USING (schema_id)"
-        ).fetchall()}
+        listed = lake.listed_files(con)
     finally:
         con.close()
     data = Path(lake.data_path(root))

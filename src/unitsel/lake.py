@@ -366,20 +366,23 @@ def require_snapshot(root: Path, catalog_path: str, snapshot: int) -> None:
                          f"{ids[-1]} (`unitsel snapshots` lists them)", column="--snapshot")
 
 
+# A data file's path relative to the data path, from the catalog's tables `f` (data file),
+# `tb` (its table) and `s` (its schema).
+_FILE_PATH = "CASE WHEN f.path_is_relative THEN s.path || tb.path || f.path ELSE f.path END"
+
+
 def data_files(con: duckdb.DuckDBPyConnection, root: Path,
                t: Table) -> list[tuple[tuple[str, ...], str, int, int]]:
     """Every data file of `t`'s newest state as (partition values, path, rows, footer size
-    in bytes), from the
-    catalog's own record of each file (no data file is read). This is the catalog's newest
-    state, not an open transaction's: a commit made since the transaction began makes the
-    transaction's own commit conflict (`GUARD`) and re-run, so work that relies on this list
-    never commits on a stale one."""
+    in bytes), from the catalog's own record of each file (no data file is read). This is
+    the catalog's newest state, not an open transaction's: a commit made since the
+    transaction began makes the transaction's own commit conflict (`GUARD`) and re-run, so
+    work that relies on this list never commits on a stale one."""
     meta = f"__ducklake_metadata_{ALIAS}"
     pivot = ", ".join(f"max(v.partition_value) FILTER (v.partition_key_index = {i})"
                       for i in range(len(t.partition_by)))
     rows = con.sql(f"""
-        SELECT {pivot}, any_value(CASE WHEN f.path_is_relative
-                                       THEN s.path || tb.path || f.path ELSE f.path END),
+        SELECT {pivot}, any_value({_FILE_PATH}),
                any_value(f.record_count), any_value(f.footer_size)
         FROM {meta}.ducklake_file_partition_value v
         JOIN {meta}.ducklake_data_file f USING (data_file_id)
@@ -390,6 +393,16 @@ def data_files(con: duckdb.DuckDBPyConnection, root: Path,
         GROUP BY v.data_file_id ORDER BY ALL""").fetchall()
     return [(tuple(key), str(Path(data_path(root)) / path), int(n), int(footer))
             for *key, path, n, footer in rows]
+
+
+def listed_files(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """Every data file any snapshot lists, relative to the data path (what is not among them
+    is an orphan)."""
+    meta = f"__ducklake_metadata_{ALIAS}"
+    return {row[0] for row in con.sql(
+        f"SELECT {_FILE_PATH} FROM {meta}.ducklake_data_file f "
+        f"JOIN {meta}.ducklake_table tb USING (table_id) "
+        f"JOIN {meta}.ducklake_schema s USING (schema_id)").fetchall()}
 
 
 def partition_files(con: duckdb.DuckDBPyConnection, root: Path,
