@@ -101,11 +101,14 @@ class ActivationSink:
         keys = {"model_id": self.model_id, "stimulus_set": self.stimulus_set,
                 "layer": layer, "pool": pool}
         source = self.source if source is None else source
+        stimuli = np.arange(first, first + block.shape[0], dtype=np.int32)
         for index, start in enumerate(range(0, block.shape[1], self.units_per_file)):
-            units = block[:, start:start + self.units_per_file]
+            units = np.ascontiguousarray(block[:, start:start + self.units_per_file],
+                                         dtype=np.float32)
+            # The matrix goes along: the commit summarises the file from it (`held`).
             self.tx.write_partition("activations", keys,
                                     long_frame(units, first, source, start, first_row=row),
-                                    source, block=index)
+                                    source, block=index, held=(stimuli, start, units))
 
 
 def summary_line(tx: Transaction) -> str:

@@ -79,9 +79,11 @@ def reference(acts: np.ndarray, present: np.ndarray, index: np.ndarray,
 
 
 def compare(tmp: Path, acts: np.ndarray, present: np.ndarray, index: np.ndarray,
-            correct: np.ndarray | None, k: int, block: int, together: bool = False) -> None:
+            correct: np.ndarray | None, k: int, block: int, together: bool = False,
+            shuffle: np.random.Generator | None = None) -> None:
     """Write the units in data files of `block` units, each file a partition (layer) of its
-    own, summarise each file alone or all `together` in one task, compare."""
+    own (its rows in stimulus order, or in an order drawn by `shuffle`), summarise each file
+    alone or all `together` in one task, compare."""
     n_stimuli, n_units = acts.shape
     known = index >= 0
     labels = pl.DataFrame({
@@ -93,12 +95,14 @@ def compare(tmp: Path, acts: np.ndarray, present: np.ndarray, index: np.ndarray,
     unit = np.tile(np.arange(n_units, dtype=np.int32), n_stimuli)
     stimulus = np.repeat(np.arange(n_stimuli, dtype=np.int32), n_units)
     keep = present.ravel()
+    order = np.arange(len(keep)) if shuffle is None else shuffle.permutation(len(keep))
+    unit, stimulus, keep, values = unit[order], stimulus[order], keep[order], acts.ravel()[order]
     files = []
     for first in range(0, n_units, block):
         rows = keep & (unit >= first) & (unit < first + block)
         path = tmp / f"block{first}.parquet"
         pq.write_table(pa.table({"unit": unit[rows], "stimulus": stimulus[rows],
-                                 "activation": acts.ravel()[rows]}), path)
+                                 "activation": values[rows]}), path)
         files.append(({"model_id": "m", "stimulus_set": "s", "layer": f"block{first}",
                        "pool": "none"}, str(path)))
     tasks = [files] if together else [[file] for file in files]
@@ -214,3 +218,51 @@ def test_stimulus_positions_match_a_dictionary(spread: int) -> None:
     ids = np.concatenate([stimuli, rng.integers(-600, 600, 500) * spread])
     where = {int(s): i for i, s in enumerate(stimuli)}
     assert _positions(stimuli, ids).tolist() == [where.get(int(i), -1) for i in ids]
+
+
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_units_of_many_stimuli_match_the_definitions(tmp_path: Path, shuffled: bool) -> None:
+    """Units with thousands of rows, in stimulus order (sorted by radix on the activations
+    alone) or shuffled (sorted by comparison): continuous values, ties, negatives, -0.0."""
+    rng = np.random.default_rng(7)
+    n_stimuli = 6000
+    acts = rng.normal(size=(n_stimuli, 3)).astype(np.float32)
+    ties = rng.random(acts.shape) < 0.4
+    acts[ties] = np.round(acts[ties])
+    acts[rng.random(acts.shape) < 0.05] = -0.0
+    acts[:, 2] *= 1e30  # exponents far apart: every radix digit differs somewhere
+    index = rng.integers(0, len(NAMES), n_stimuli)
+    compare(tmp_path, acts, rng.random(acts.shape) > 0.1, index, rng.random(n_stimuli) < 0.6,
+            k=50, block=2, shuffle=rng if shuffled else None)
+
+
+@pytest.mark.parametrize("held_bytes", [0, 1200, 10**9])
+def test_summaries_from_held_blocks_equal_those_read_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, held_bytes: int) -> None:
+    """A job keeps the blocks it writes (within `HELD_BYTES`: none, some files, all) and
+    summarises them from memory; rebuilding from the data files gives the same rows."""
+    monkeypatch.setattr(unitsel.summaries, "HELD_BYTES", held_bytes)
+    rng = np.random.default_rng(11)
+    acts = (rng.integers(-1, 6, size=(50, 12)) * 0.5).astype(np.float32)
+    labels = pl.DataFrame({"stimulus": np.arange(50), "uri": None,
+                           "label": [NAMES[i % 4] for i in range(50)], "wnid": None},
+                          schema_overrides={"stimulus": pl.Int32, "uri": pl.String,
+                                            "wnid": pl.String})
+    root = tmp_path / "w"
+    with unitsel.Transaction(root) as tx:
+        tx.write(labels.with_columns(stimulus_set=pl.lit("s")), "stimuli")
+        sink = ActivationSink(tx, "m", "s", "test", 50, file_rows=250)  # 5 units a file
+        for first in range(0, 50, 20):  # three blocks of stimuli: each file held in pieces
+            sink("l", "none", first, acts[first:first + 20])
+        held = {path: len(blocks) for path, blocks in tx._summaries.held.items()}
+    # Pieces of 400, 400 and 160 bytes per block: at 1200 bytes the budget runs out in the
+    # second block, and files that no longer fit are dropped whole; the third file stays.
+    assert len(held) == {0: 0, 1200: 1, 10**9: 3}[held_bytes]
+    assert all(n == 3 for n in held.values())
+    derived = ("class_stats", "unit_top", "unit_summaries")
+    written = {t: unitsel.scan(t, root).collect().sort(pl.all()) for t in derived}
+    with unitsel.Transaction(root) as tx:
+        tx.rebuild_summaries(every=True)
+    for t in derived:
+        assert written[t].height > 0
+        assert_frame_equal(unitsel.scan(t, root).collect().sort(pl.all()), written[t])

@@ -44,31 +44,86 @@ def summarise(unit: np.ndarray, activation: np.ndarray, stimulus: np.ndarray,
     numba.set_num_threads(min(threads or _CORES, _CORES))
     offsets = np.zeros(n_units + 1, np.int64)
     np.cumsum(np.bincount(unit, minlength=n_units), out=offsets[1:])
-    grouped = _keys_by_unit(activation.astype(np.float32), stimulus.astype(np.int32),
-                            unit.astype(np.int32), offsets)
+    grouped = _keys_by_unit(activation.astype(np.float32, copy=False),
+                            stimulus.astype(np.int32, copy=False),
+                            unit.astype(np.int32, copy=False), offsets,
+                            min(threads or _CORES, _CORES))
     stats, top, units = _kernel(grouped, offsets, label_of.astype(np.int32),
                                 correct_of.astype(np.bool_), n_labels, k)
     return Summaries(stats, top, units)
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _keys_by_unit(activation: np.ndarray, stimulus: np.ndarray, unit: np.ndarray,
-                  offsets: np.ndarray) -> np.ndarray:
-    """Each row's key, grouped by unit (a counting sort: unit u's keys at offsets[u]…).
-    A key's ascending order is activation ascending, then stimulus ascending: the float's
-    bits made order-preserving above, the stimulus (unsigned) below. -0.0 becomes 0.0 first,
-    so the two tie."""
+                  offsets: np.ndarray, chunks: int) -> np.ndarray:
+    """Each row's key, grouped by unit: a stable counting sort (unit u's keys at offsets[u]…
+    in row order), in `chunks` parallel chunks of rows, each with its own slice of every
+    unit's range. A key's ascending order is activation ascending, then stimulus ascending:
+    the float's bits made order-preserving above, the stimulus (unsigned) below. -0.0 becomes
+    0.0 first, so the two tie."""
+    n, n_units = len(activation), len(offsets) - 1
+    counts = np.zeros((chunks, n_units), np.int64)
+    for c in prange(chunks):
+        for i in range(c * n // chunks, (c + 1) * n // chunks):
+            counts[c, unit[i]] += 1
+    fill = np.empty((chunks, n_units), np.int64)
+    for u in range(n_units):
+        at = offsets[u]
+        for c in range(chunks):
+            fill[c, u] = at
+            at += counts[c, u]
     bits = (activation + np.float32(0.0)).view(np.uint32)
-    out = np.empty(len(activation), np.uint64)
-    fill = offsets[:-1].copy()
+    out = np.empty(n, np.uint64)
     sign = np.uint32(0x80000000)
-    for i in range(len(activation)):
-        b = bits[i]
-        ordered = ~b if b & sign else b | sign
-        out[fill[unit[i]]] = (np.uint64(ordered) << np.uint64(32)) | np.uint64(
-            np.int64(stimulus[i]) + 2**31)
-        fill[unit[i]] += 1
+    for c in prange(chunks):
+        for i in range(c * n // chunks, (c + 1) * n // chunks):
+            b = bits[i]
+            ordered = ~b if b & sign else b | sign
+            out[fill[c, unit[i]]] = (np.uint64(ordered) << np.uint64(32)) | np.uint64(
+                np.int64(stimulus[i]) + 2**31)
+            fill[c, unit[i]] += 1
     return out
+
+
+# Below this many rows a unit's keys are sorted by comparison; above, by radix.
+_RADIX_ROWS = 4096
+
+
+@njit(cache=True)
+def _sorted_keys(keys: np.ndarray) -> np.ndarray:
+    """A unit's keys in ascending order. Rows usually arrive in stimulus order (the low
+    halves ascending), and then a stable LSD radix sort of the high halves alone (three
+    11-bit digits, a digit every key shares skipped) orders them completely, 3.5-4.5x faster
+    than a comparison sort of 10⁴ to 10⁵ keys; otherwise, or for few keys, `np.sort`."""
+    n = len(keys)
+    low = np.uint64(0xFFFFFFFF)
+    in_order = True
+    for i in range(1, n):
+        if keys[i] & low < keys[i - 1] & low:
+            in_order = False
+            break
+    if n < _RADIX_ROWS or not in_order:
+        return np.sort(keys)
+    counts = np.zeros((3, 2048), np.int64)
+    for i in range(n):
+        high = np.uint32(keys[i] >> np.uint64(32))
+        counts[0, high & np.uint32(2047)] += 1
+        counts[1, (high >> np.uint32(11)) & np.uint32(2047)] += 1
+        counts[2, high >> np.uint32(22)] += 1
+    source, target = keys.copy(), np.empty(n, np.uint64)
+    for d in range(3):
+        if counts[d].max() == n:
+            continue
+        at = 0
+        for b in range(2048):
+            at, counts[d, b] = at + counts[d, b], at
+        shift = np.uint64(32 + 11 * d)
+        for i in range(n):
+            b = (source[i] >> shift) & np.uint64(2047)
+            target[counts[d, b]] = source[i]
+            counts[d, b] += 1
+        source, target = target, source
+    return source
 
 
 @njit(cache=True)
@@ -122,7 +177,7 @@ def _kernel(grouped: np.ndarray, offsets: np.ndarray, label_of: np.ndarray,
         first, n = offsets[u], sizes[u]
         if n == 0:
             continue
-        keys = np.sort(grouped[first:first + n])
+        keys = _sorted_keys(grouped[first:first + n])
         values = np.empty(n, np.float32)
         labels = np.empty(n, np.int32)
         correct = np.empty(n, np.bool_)

@@ -29,19 +29,23 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
-from unitsel import lake
+from unitsel import compute, lake
 from unitsel.schema import ACTIVATIONS, PREDICTIONS, STIMULI, SUMMARY_BUILDS, TABLES, Table
 from unitsel.sqlfiles import sql_string
 
 if TYPE_CHECKING:
     import duckdb
 
-    from unitsel.compute import Runner
-
 TOP_K = 100
 # Bump when the summaries' content changes: every existing summary then counts as stale.
 LAYOUT_VERSION = 3
 Partition = dict[str, str]
+# A block of a data file's rows kept in memory by the job that writes it: the stimuli (ids),
+# the first unit and the stimuli x units matrix of activations.
+Held = tuple[np.ndarray, int, np.ndarray]
+# Bytes of such blocks a job keeps, so that its commit summarises their files without reading
+# them back (4 bytes an activation: 10⁸ rows fit); files beyond it are read back.
+HELD_BYTES = 1 << 30
 # (data file, digest of its partition's labels, k): what a summary file was built from.
 FileKey = tuple[str, str, int]
 _KEYS = ACTIVATIONS.partition_by
@@ -63,9 +67,10 @@ class Build:
         self.rebuild: list[Partition] = []
         self.files: dict[FileKey, list[tuple[str, str]]] = {}
         self.used: set[FileKey] = set()  # by the latest attempt
+        self.held: dict[str, list[Held]] = {}  # data file: its rows, kept by the job
 
     def __call__(self, con: duckdb.DuckDBPyConnection,
-                 written: Mapping[str, list[tuple[Partition, str]]], runner: Runner,
+                 written: Mapping[str, list[tuple[Partition, str]]], runner: compute.Runner,
                  progress: bool) -> None:
         """Inside the commit's transaction (`con`), rebuild the summaries of every
         activations partition whose activations, stimulus set or predictions the job writes
@@ -86,7 +91,7 @@ class Build:
                             for key, part in parts.items()], runner, progress)
 
     def _replace(self, con: duckdb.DuckDBPyConnection, parts: list[tuple[Partition, list[str]]],
-                 runner: Runner, progress: bool) -> None:
+                 runner: compute.Runner, progress: bool) -> None:
         """Replace the summaries of `parts` (each with its activations data files). Data files
         are summarised by tasks on `runner`: a large file alone, small files of one model and
         stimulus set together (`lake.DATA_FILE_ROWS`); the commit registers what they write. A
@@ -99,23 +104,28 @@ class Build:
                 frame = _labels(con, part)
                 labels[run] = (frame, _digest(frame))
             planned.append((part, [(path, labels[run][1], self.k) for path in paths]))
-        tasks: list[tuple[object, ...]] = []
-        task_keys: list[list[FileKey]] = []
-        task_rows: list[int] = []
-        for run, (frame, _) in labels.items():
-            todo = [(part, key) for part, keys in planned for key in keys
-                    if (part["model_id"], part["stimulus_set"]) == run
-                    and key not in self.files]
-            for batch, rows in _batches(todo):
-                tasks.append((str(self.root), [(part, key[0]) for part, key in batch], frame,
-                              self.k, runner.threads))
-                task_keys.append([key for _, key in batch])
-                task_rows.append(rows)
-        # Progress in activation rows: a 10⁹-row layer's bar moves file by file.
-        done = runner.map(summarise_files, tasks, desc="summaries", unit="row",
-                          sizes=task_rows, progress=progress)
-        for keys, outputs in zip(task_keys, done, strict=True):
-            self.files.update(zip(keys, outputs, strict=True))
+        # Files whose rows the job holds are summarised here from memory, the others by
+        # tasks on `runner` that read them.
+        for held, run_on in ((True, compute.Runner()), (False, runner)):
+            tasks: list[tuple[object, ...]] = []
+            task_keys: list[list[FileKey]] = []
+            task_rows: list[int] = []
+            for run, (frame, _) in labels.items():
+                todo = [(part, key) for part, keys in planned for key in keys
+                        if (part["model_id"], part["stimulus_set"]) == run
+                        and key not in self.files and (key[0] in self.held) == held]
+                for batch, rows in _batches(todo):
+                    tasks.append((str(self.root), [(part, key[0]) for part, key in batch],
+                                  frame, self.k, run_on.threads,
+                                  {key[0]: self.held[key[0]] for _, key in batch} if held
+                                  else {}))
+                    task_keys.append([key for _, key in batch])
+                    task_rows.append(rows)
+            # Progress in activation rows: a 10⁹-row layer's bar moves file by file.
+            done = run_on.map(summarise_files, tasks, desc="summaries", unit="row",
+                              sizes=task_rows, progress=progress)
+            for keys, outputs in zip(task_keys, done, strict=True):
+                self.files.update(zip(keys, outputs, strict=True))
         self.used = {key for _, keys in planned for key in keys}
         for t in _DERIVED:
             lake.delete_partitions(con, self.root, t, [part for part, _ in planned])
@@ -184,15 +194,16 @@ def _digest(labels: pl.DataFrame) -> str:
 
 
 def summarise_files(root: str, files: list[tuple[Partition, str]], labels: pl.DataFrame,
-                    k: int, threads: int | None = None) -> list[list[tuple[str, str]]]:
+                    k: int, threads: int | None = None,
+                    held: Mapping[str, list[Held]] | None = None
+                    ) -> list[list[tuple[str, str]]]:
     """Summarise activations data files (each some units of a partition, all their stimuli)
     of one model and stimulus set, given their labels (stimulus, label, is_correct), with one
     sort per unit (`unitsel.kernel`), and write each summary table's rows of each file's units
     to a data file in the file's partition; memory is bounded by the files (about 40 bytes a
     row). Returns, per file, its (table, summary file) pairs. Runs in any process that sees
-    `root` (a Dask worker), its units on `threads` threads (default every core)."""
-    import pyarrow.parquet as pq
-
+    `root` (a Dask worker), its units on `threads` threads (default every core); the rows of
+    a file in `held` are taken from there instead of the file."""
     from unitsel.kernel import summarise
 
     # Stimuli of the set, numbered in stimulus order: the kernel's ties then follow stimuli.
@@ -211,14 +222,12 @@ def summarise_files(root: str, files: list[tuple[Partition, str]], labels: pl.Da
     spans = []  # (file index, base, lowest unit, unit count)
     base = 0
     for i, (_, path) in enumerate(files):
-        table = pq.read_table(path, columns=["unit", "stimulus", "activation"])
-        if table.num_rows == 0:
+        unit, stimulus, activation = _rows(path, (held or {}).get(path))
+        if not len(unit):
             continue  # no rows, no summaries
-        unit = table["unit"].to_numpy()
         low, high = int(unit.min()), int(unit.max())
-        position = _positions(stimuli, table["stimulus"].to_numpy())
+        position = _positions(stimuli, stimulus)
         known = position >= 0
-        activation = table["activation"].to_numpy()
         if not known.all():  # rows of stimuli outside the set are not summarised
             unit, position, activation = unit[known], position[known], activation[known]
         columns["unit"].append((unit - low + base).astype(np.int32))
@@ -250,6 +259,20 @@ def summarise_files(root: str, files: list[tuple[Partition, str]], labels: pl.Da
             output = _write_summary(Path(root), t, files[i][0], rows, names)
             outputs[i].append((name, output))
     return outputs
+
+
+def _rows(path: str, held: list[Held] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A data file's unit, stimulus and activation columns: from the blocks the job held,
+    in the file's row order, or read from the file."""
+    import pyarrow.parquet as pq
+
+    if held is None:
+        table = pq.read_table(path, columns=["unit", "stimulus", "activation"])
+        return tuple(table[c].to_numpy() for c in ("unit", "stimulus", "activation"))
+    return (np.concatenate([np.tile(np.arange(first, first + m.shape[1], dtype=np.int32),
+                                    m.shape[0]) for _, first, m in held]),
+            np.concatenate([np.repeat(ids, m.shape[1]) for ids, _, m in held]),
+            np.concatenate([m.ravel() for _, _, m in held]))
 
 
 def _positions(stimuli: np.ndarray, ids: np.ndarray) -> np.ndarray:

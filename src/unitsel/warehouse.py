@@ -13,7 +13,9 @@ import contextlib
 import os
 import sys
 import uuid
-from collections.abc import Iterator, Mapping
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -91,12 +93,45 @@ def conform(frame: pl.DataFrame, t: Table, columns: list[str], source: object) -
     return out
 
 
+class _Encoders:
+    """Parquet encoding on background threads, so that a job reads or records its next block
+    while the last one is encoded: a file's row groups in order, files in parallel, at most
+    two row groups per thread waiting (memory stays bounded)."""
+
+    def __init__(self) -> None:
+        threads = os.cpu_count() or 1
+        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="unitsel-encode")
+        self.waiting: deque[Future[None]] = deque()
+        self.limit = 2 * threads
+
+    def submit(self, after: Future[None] | None, write: Callable[[pa.Table], None],
+               data: pa.Table) -> Future[None]:
+        """`write(data)` once `after` (the file's previous row group) is written; a failure
+        of `after` fails this one too, so waiting on a file's last write sees every error."""
+        while len(self.waiting) >= self.limit:
+            self.waiting.popleft().result()  # a failed write (a full disk) ends the job now
+        future = self.pool.submit(_write_after, after, write, data)
+        self.waiting.append(future)
+        return future
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+
+
+def _write_after(after: Future[None] | None, write: Callable[[pa.Table], None],
+                 data: pa.Table) -> None:
+    if after is not None:
+        after.result()
+    write(data)
+
+
 class _StagedFile:
     """One partition's rows, streamed into a Parquet file in the lake's data path. The file
     holds every column, the partition keys as constant dictionary columns (DuckLake reads a
     file's partition values from them), and is registered in the catalog only at commit."""
 
-    def __init__(self, path: Path, t: Table, values: Mapping[str, str]) -> None:
+    def __init__(self, path: Path, t: Table, values: Mapping[str, str],
+                 encoders: _Encoders) -> None:
         self.path = path
         self.t = t
         self.values = dict(values)
@@ -104,6 +139,8 @@ class _StagedFile:
         self.buffer: list[pa.Table] = []
         self.buffered_rows = 0
         self.writer: pq.ParquetWriter | None = None
+        self.encoders = encoders
+        self.last: Future[None] | None = None  # the latest row group handed to the encoders
 
     def add(self, data: pa.Table) -> None:
         self.buffer.append(data)
@@ -112,6 +149,12 @@ class _StagedFile:
             self.flush()
 
     def flush(self) -> None:
+        if self.buffer or self.last is None:  # an empty partition still gets its file
+            data = pa.concat_tables(self.buffer) if self.buffer else None
+            self.last = self.encoders.submit(self.last, self._write, data)
+        self.buffer, self.buffered_rows = [], 0
+
+    def _write(self, data: pa.Table | None) -> None:
         # Dictionaries only for strings: numbers (activations above all) gain nothing from
         # them and cost a third of the write time.
         strings = [c.name for c in self.t.columns if c.dtype == pl.String()]
@@ -126,8 +169,7 @@ class _StagedFile:
                 if attempt:
                     raise
         assert self.writer is not None
-        if self.buffer:
-            data = pa.concat_tables(self.buffer)
+        if data is not None:
             n = data.num_rows
             columns = {key: pa.DictionaryArray.from_arrays(
                 pa.array(_zeros(n)), pa.array([value], pa.string()))
@@ -135,12 +177,24 @@ class _StagedFile:
             self.writer.write_table(pa.table(
                 [columns[c.name] if c.name in columns else data.column(c.name)
                  for c in self.t.columns], schema=self.schema))
-        self.buffer, self.buffered_rows = [], 0
 
     def close(self) -> None:
+        """Write what is buffered and finish the file; raises what any of its writes
+        raised."""
         self.flush()
+        assert self.last is not None
+        self.last.result()
         assert self.writer is not None
         self.writer.close()
+
+    def abandon(self) -> None:
+        """Stop writing (a failed job): wait for the file's writes, ignore their errors."""
+        if self.last is not None:
+            with contextlib.suppress(Exception):
+                self.last.result()
+        with contextlib.suppress(OSError):
+            if self.writer is not None:
+                self.writer.close()
 
 
 def _matching(partitions: Mapping[tuple[str, ...], object], t: Table,
@@ -208,6 +262,9 @@ class Transaction:
         self.snapshot = (lake.current_snapshot(self.root, self.catalog) if snapshot is None
                          else snapshot)
         self._files: dict[tuple[str, tuple[str, ...], int], _StagedFile] = {}
+        self._encoders = _Encoders()
+        self._held_bytes = 0
+        self._unheld: set[str] = set()
         self._drops: list[tuple[Table, dict[str, str]]] = []
         self.rows_written: dict[str, int] = {}
         self._summaries = summaries.Build(self.root)
@@ -222,9 +279,9 @@ class Transaction:
                 self._commit()
         finally:
             for staged in self._files.values():
-                with contextlib.suppress(OSError):
-                    if staged.writer is not None:
-                        staged.writer.close()
+                staged.abandon()
+            self._encoders.close()
+            for staged in self._files.values():
                 if exc_type is not None or not self._committed:
                     staged.path.unlink(missing_ok=True)
                     _remove_empty_folders(staged.path.parent, self.root / lake.DATA_DIR)
@@ -278,16 +335,31 @@ class Transaction:
 
     def write_partition(
         self, t: Table | str, values: Mapping[str, str], frame: pl.DataFrame,
-        source: object = None, *, block: int = 0,
+        source: object = None, *, block: int = 0, held: summaries.Held | None = None,
     ) -> None:
         """Stage rows of one partition; `frame` holds the data columns only. May be called
         repeatedly for the same partition to stream a large one in chunks; each `block` of a
-        partition goes to a data file of its own (activations: a block of units)."""
+        partition goes to a data file of its own (activations: a block of units). `held`:
+        activations' rows as a matrix too, kept (up to `summaries.HELD_BYTES` in all) so
+        that the commit summarises their file from memory instead of reading it back."""
         t = _as_table(t)
         if "snapshot_id" in t.column_names and "snapshot_id" not in frame.columns:
             frame = frame.with_columns(snapshot_id=pl.lit(self.snapshot, pl.Int64()))
         self._stage(t, values, conform(frame, t, [c.name for c in t.data_columns], source),
-                    source, block)
+                    source, block, held)
+
+    def _hold(self, path: str, held: summaries.Held | None) -> None:
+        """Keep `held` for the summaries of the file at `path`; once the budget is spent or
+        a part of the file comes without a matrix, none of the file is kept (it is read
+        back at commit)."""
+        kept = self._summaries.held
+        if held is not None and path not in self._unheld and \
+                self._held_bytes + held[2].nbytes <= summaries.HELD_BYTES:
+            kept.setdefault(path, []).append(held)
+            self._held_bytes += held[2].nbytes
+            return
+        self._unheld.add(path)
+        self._held_bytes -= sum(matrix.nbytes for _, _, matrix in kept.pop(path, []))
 
     def drop(self, t: Table | str, values: Mapping[str, str]) -> list[tuple[str, ...]]:
         """Delete, in this commit, every partition of `t` whose keys have `values` (some or
@@ -312,7 +384,7 @@ class Transaction:
 
     def _stage(
         self, t: Table, values: Mapping[str, str], frame: pl.DataFrame, source: object,
-        block: int = 0,
+        block: int = 0, held: summaries.Held | None = None,
     ) -> None:
         for key in t.partition_by:
             why = names.problem(values.get(key) or "")
@@ -322,10 +394,13 @@ class Transaction:
         staged = self._files.get(ident)
         if staged is None:
             folder = lake.partition_dir(self.root, t, values)
-            staged = _StagedFile(folder / f"unitsel-{uuid.uuid4().hex}.parquet", t, values)
+            staged = _StagedFile(folder / f"unitsel-{uuid.uuid4().hex}.parquet", t, values,
+                                 self._encoders)
             self._files[ident] = staged
         staged.add(frame.to_arrow())
         self.rows_written[t.name] = self.rows_written.get(t.name, 0) + frame.height
+        if t == ACTIVATIONS:
+            self._hold(str(staged.path), held)
 
     def _commit(self) -> None:
         if not self._files and not self._summaries.rebuild and not self._drops:
