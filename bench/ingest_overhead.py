@@ -5,9 +5,9 @@ kernel pools mean/max/l2.
 
 Both sides read and preprocess the same image files the same way (`unitsel.adapters.images`),
 so the ratio is what recording, writing and summarising add. Each side runs twice; the faster
-run counts.
+run counts. Runs on the GPU when there is one (`--device`), and reports images/s of both.
 
-    python bench/ingest_overhead.py [--images 256] [--size 112]
+    python bench/ingest_overhead.py [--images 256] [--size 112] [--device cuda]
 """
 
 from __future__ import annotations
@@ -32,9 +32,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--images", type=int, default=256)
     parser.add_argument("--size", type=int, default=112)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     torch.manual_seed(0)
-    model = torchvision.models.mobilenet_v2(weights=None).eval()
+    model = torchvision.models.mobilenet_v2(weights=None).eval().to(args.device)
     prep = images.Preprocessing(image_size=args.size, resize=args.size * 8 // 7,
                                 mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
     labels = pl.DataFrame({"stimulus": range(args.images),
@@ -52,14 +53,17 @@ def main() -> None:
         def forward() -> None:
             with torch.no_grad():
                 for batch in images.batches(paths, prep, 64):
-                    model(batch)
+                    model(batch.to(args.device))
+            if args.device.startswith("cuda"):
+                torch.cuda.synchronize()
 
         def ingest() -> None:
             with tempfile.TemporaryDirectory() as warehouse:
                 steps(Path(warehouse) / "w", progress=False)(
                     ingest_model, model, images.batches(paths, prep, 64), labels,
                     model_id="mobilenet", stimulus_set="bench", architecture="mobilenet_v2",
-                    state="untrained", preprocessing=prep.to_json(), source="random init")
+                    state="untrained", preprocessing=prep.to_json(), source="random init",
+                    device=args.device)
 
         timings = {}
         for name, run in (("forward", forward), ("ingest", ingest)):
@@ -69,9 +73,11 @@ def main() -> None:
                 run()
                 seconds.append(time.perf_counter() - started)
             timings[name] = min(seconds)
-    print(f"MobileNetV2, {args.images} images at {args.size} px: forward pass "
-          f"{timings['forward']:.2f} s, ingest {timings['ingest']:.2f} s, "
-          f"ratio {timings['ingest'] / timings['forward']:.2f}")
+    where = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
+    print(f"MobileNetV2, {args.images} images at {args.size} px on {where}: forward pass "
+          f"{timings['forward']:.2f} s ({args.images / timings['forward']:.0f} images/s), "
+          f"ingest {timings['ingest']:.2f} s ({args.images / timings['ingest']:.0f} "
+          f"images/s), ratio {timings['ingest'] / timings['forward']:.2f}")
 
 
 if __name__ == "__main__":

@@ -187,7 +187,8 @@ def read_image_stimuli(image_dir: Path, labels_file: Path, image_size: int, resi
               help="Comma-separated pools for conv layers; add none for one unit per element "
                    "(rows x H x W: the pre-flight estimate says how many).")
 @click.option("--batch-size", default=64, show_default=True)
-@click.option("--device", default="cpu", show_default=True)
+@click.option("--device", default="cpu", show_default=True,
+              help="Torch device of the forward pass and the pools, e.g. cuda or cuda:1.")
 @click.option("--replace-stimuli", is_flag=True, help="Overwrite a stimulus set that differs.")
 @root_option
 def activations_command(model_id: str, arch: str, weights: str | None, seed: int,

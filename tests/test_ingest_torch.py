@@ -15,6 +15,8 @@ from torch import nn
 
 import unitsel
 from ingest.activations import ingest_model
+from unitsel.adapters import torch_model
+from unitsel.adapters.torch_model import TRANSFER_BYTES
 from unitsel.cli import cli
 from unitsel.errors import InputError
 
@@ -63,7 +65,11 @@ def close(actual: np.ndarray, expected: np.ndarray) -> None:
 ALL_POOLS = ("none", "mean", "max", "l2")
 
 
-def test_default_layers_match_a_direct_forward_pass(root: Path) -> None:
+@pytest.mark.parametrize("transfer_bytes", [1, TRANSFER_BYTES])
+def test_default_layers_match_a_direct_forward_pass(root: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    transfer_bytes: int) -> None:
+    """Blocks moved to the host once per batch (the default) or as each layer runs."""
+    monkeypatch.setattr(torch_model, "TRANSFER_BYTES", transfer_bytes)
     model = tiny_model()
     ingest(root, model, pools=ALL_POOLS)
     x, _ = inputs()
@@ -221,3 +227,10 @@ def test_layers_keep_the_networks_order(root: Path) -> None:
     assert rows.unique("layer", maintain_order=True)["layer"].to_list() == [
         "stem", "classify", "prob"]
     assert rows.filter(layer="stem")["position"].unique().to_list() == [0]
+
+
+@pytest.mark.parametrize("device", ["nodevice", "cuda:64"])
+def test_a_device_this_machine_lacks_is_named(root: Path, device: str) -> None:
+    with pytest.raises(InputError, match=f"device '{device}' is not available here"):
+        ingest(root, tiny_model(), device=device)
+    assert not root.exists()

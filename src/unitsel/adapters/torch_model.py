@@ -1,8 +1,10 @@
 """Record the activations of any torch `nn.Module` with forward hooks.
 
-Each hooked output is pooled and handed to `on_block` inside the hook, before the next module
-runs (in-place ReLUs would otherwise overwrite it) and before the next layer's output exists,
-so memory stays bounded by one batch of the largest layer.
+Each hooked output is pooled on the model's device inside the hook (a copy: in-place ReLUs
+would otherwise overwrite it once the hook returns). A batch's pooled blocks are then moved to
+the host together, concatenated on the device and copied in one transfer (on a GPU into a
+reused pinned buffer), and handed to `on_block`; blocks beyond `TRANSFER_BYTES` (pool `none`
+of large layers) are moved as soon as they reach it, so memory stays bounded.
 
 Units: with pool `none`, unit i is the i-th element of the flattened per-stimulus output
 (C-order: unit = c*H*W + h*W + w for a conv map). With `mean`, `max` or `l2`, unit i is
@@ -31,6 +33,8 @@ OUTPUT = "output"
 PROB = "prob"
 # Called with (layer, pool, first stimulus of the batch, stimuli x units float32 matrix).
 BlockSink = Callable[[str, str, int, np.ndarray], None]
+# Bytes of pooled blocks gathered on the device before they move to the host.
+TRANSFER_BYTES = 256 << 20
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,11 @@ def record(
     unknown_pools = set(pools) - {"none", *KERNEL_POOLS}
     if unknown_pools:
         raise InputError(f"unknown pools {sorted(unknown_pools)}; use none, mean, max, l2")
+    try:  # before any work: a device this machine lacks is the user's option, not a crash
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError) as error:
+        raise InputError(f"device {device!r} is not available here: {error}",
+                         column="--device") from None
     modules = dict(model.named_modules())
     names = list(layers) if layers is not None else default_layers(model)
     unknown = [n for n in names if n not in modules and n not in (OUTPUT, PROB)]
@@ -119,20 +128,29 @@ def record(
     rec = Recording()
     calls: Counter[str] = Counter()
     last: dict[str, torch.Tensor] = {}
+    waiting: list[tuple[str, str, torch.Tensor]] = []  # pooled on the device, not yet moved
+    pinned: dict[str, torch.Tensor] = {}
+
+    def move() -> None:
+        for (layer, pool, _), block in zip(waiting, _to_host([m for *_, m in waiting], pinned),
+                                           strict=True):
+            on_block(layer, pool, rec.n_stimuli, block)
+        waiting.clear()
 
     def emit(layer: str, kind: str, output: torch.Tensor) -> None:
         if not isinstance(output, torch.Tensor):
             raise InputError(f"layer {layer!r} returns {type(output).__name__}, not a tensor")
         for pool, matrix in pooled(output.detach().float(), pools):
-            # A copy: the tensor may be modified in place (ReLU) once the hook returns.
-            block = np.array(matrix.cpu().numpy(), dtype=np.float32, copy=True)
-            if block.shape[1] == 0:
+            if matrix.shape[1] == 0:
                 raise InputError(f"layer {layer!r} has no units (output shape "
                                  f"{tuple(output.shape)})")
             rec.layers.setdefault((layer, pool), LayerInfo(
-                layer, pool, kind, block.shape[1],
+                layer, pool, kind, matrix.shape[1],
                 tuple(output.shape[1:]) if pool == "none" else (output.shape[1],)))
-            on_block(layer, pool, rec.n_stimuli, block)
+            # Pool `none` is a view of the output, which an in-place module may change next.
+            waiting.append((layer, pool, matrix.clone() if pool == "none" else matrix))
+        if sum(m.numel() for *_, m in waiting) * 4 >= TRANSFER_BYTES:
+            move()
 
     def hook(name: str) -> Callable[[nn.Module, object, torch.Tensor], None]:
         def run(module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
@@ -157,6 +175,7 @@ def record(
                     emit(OUTPUT, "Output", output)
                 if PROB in names or (layers is None and is_classifier):
                     emit(PROB, "Softmax", torch.softmax(output.float(), dim=1))
+                move()
                 if is_classifier:
                     rec.top1.append(output.argmax(dim=1).cpu().numpy())
                 rec.n_stimuli += batch.shape[0]
@@ -164,6 +183,31 @@ def record(
         for handle in handles:
             handle.remove()
     return rec
+
+
+def _to_host(blocks: list[torch.Tensor], pinned: dict[str, torch.Tensor]) -> list[np.ndarray]:
+    """Device blocks (stimuli x units each, one batch) as host float32 matrices, each
+    contiguous and its own, in one transfer: concatenated flat on the device; on a GPU copied
+    into a pinned buffer kept in `pinned` (reused while its size lasts), then into host memory
+    the blocks own (the buffer is reused, the blocks are kept by the job)."""
+    import torch
+
+    if not blocks:
+        return []
+    joined = torch.cat([b.reshape(-1) for b in blocks])
+    if joined.device.type == "cpu":
+        host = joined.numpy()  # the concatenation was the copy
+    else:
+        buffer = pinned.get("buffer")
+        if buffer is None or buffer.numel() < joined.numel():
+            buffer = pinned["buffer"] = torch.empty(joined.numel(), dtype=joined.dtype,
+                                                    pin_memory=True)
+        buffer[:joined.numel()].copy_(joined, non_blocking=True)
+        torch.cuda.current_stream(joined.device).synchronize()
+        host = buffer[:joined.numel()].numpy().copy()
+    edges = np.cumsum([b.numel() for b in blocks])[:-1]
+    return [part.reshape(b.shape) for part, b in zip(np.split(host, edges), blocks,
+                                                         strict=True)]
 
 
 def load_model(architecture: str, weights: str | None, seed: int = 0) -> nn.Module:
