@@ -57,7 +57,7 @@ def ingest_arrays(
             stage_predictions(tx, model_id, stimulus_set, labels,
                               [None] * labels.height, labels["is_correct"])
         sink = ActivationSink(tx, model_id, stimulus_set, acts, labels.height)
-        total = -(-array.shape[0] // arrays.BLOCK_ROWS)
+        total = -(-array.shape[0] // arrays.block_rows(int(array.shape[1])))
         for start, block in tqdm(arrays.blocks(array, acts), total=total, desc=layer,
                                  unit="block", disable=not tx.progress):
             sink(layer, pool, start, block)

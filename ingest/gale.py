@@ -45,7 +45,7 @@ from ingest._staging import (
     summary_line,
 )
 from unitsel import Transaction
-from unitsel.adapters.arrays import BLOCK_ROWS, blocks, open_h5
+from unitsel.adapters.arrays import block_rows, blocks, open_h5
 from unitsel.adapters.labels import image_uris
 from unitsel.adapters.torch_model import LayerInfo
 from unitsel.errors import InputError
@@ -199,7 +199,7 @@ def ingest_gale(tx: Transaction, files: Sequence[Path], *, model_id: str, stimul
     stage_predictions(tx, model_id, stimulus_set, labels, labels["label"].to_list(),
                       [True] * labels.height)
     sink = ActivationSink(tx, model_id, stimulus_set, files[0], labels.height)
-    total = sum(-(-c.n_images // BLOCK_ROWS) for c in classes)
+    total = sum(-(-c.n_images // block_rows(n_units)) for c in classes)
     for cls, start, first, block in tqdm(class_blocks(classes), total=total, desc=layer,
                                          unit="block", disable=not tx.progress):
         sink(layer, pool, first, block, source=cls.file, row=start)

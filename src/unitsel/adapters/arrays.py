@@ -20,6 +20,9 @@ import numpy as np
 from unitsel.errors import InputError
 
 BLOCK_ROWS = 4096
+# At most this many bytes of activations a block (float32): a wide layer (10⁴-10⁶ units) is
+# read in fewer rows, so a block and the long rows made from it stay small.
+BLOCK_BYTES = 64 << 20
 MAX_UNITS = 2**31 - 1  # `layers.n_units` and `activations.unit` are INTEGER
 
 
@@ -168,9 +171,17 @@ def _memory() -> int:
         return sys.maxsize
 
 
-def blocks(array: Any, path: Path, rows: int = BLOCK_ROWS) -> Iterator[tuple[int, np.ndarray]]:
-    """(first row, block) pairs covering the array in row order. Activations are stored as
-    float32: integers it cannot hold exactly (above 2^24) are refused, not rounded."""
+def block_rows(n_units: int) -> int:
+    """Rows a block of an array with `n_units` columns holds."""
+    return max(1, min(BLOCK_ROWS, BLOCK_BYTES // (4 * max(1, n_units))))
+
+
+def blocks(array: Any, path: Path, rows: int | None = None
+           ) -> Iterator[tuple[int, np.ndarray]]:
+    """(first row, block) pairs covering the array in row order, `block_rows` rows a block
+    unless `rows` says otherwise. Activations are stored as float32: integers it cannot
+    hold exactly (above 2^24) are refused, not rounded."""
+    rows = rows or block_rows(int(array.shape[1]))
     # The declared shape, checked before the first read: HDF5 datasets (fill values,
     # compression) may declare far more than the file holds.
     needed = min(rows, array.shape[0]) * array.shape[1] * np.dtype(array.dtype).itemsize
