@@ -10,6 +10,8 @@ SET VARIABLE wh_root = coalesce(getvariable('wh_root'), 'warehouse');
 .read sql/macros/distributions.sql
 .read sql/macros/selectivity.sql
 .read sql/macros/category.sql
+.read sql/macros/invert.sql
 .read sql/macros/checks.sql
 .read sql/tables.sql
 .read sql/views.sql
+.read sql/invert.sql

@@ -529,3 +529,41 @@ SELECT
     snapshot_id
 FROM lake.concept_evaluation;
 COMMENT ON VIEW concept_evaluation IS 'Result: concept quality of output units against their class labels (WWW-GT Tables 1-2).';
+
+CREATE OR REPLACE VIEW concept_masks AS
+SELECT
+    stimulus_set,
+    concept_set,
+    concept,
+    kind,
+    label,
+    stimulus
+FROM lake.concept_masks;
+COMMENT ON VIEW concept_masks IS 'One row per (concept, label it covers) or (concept, stimulus it marks): the concepts INVERT labels units with.';
+
+CREATE OR REPLACE VIEW unit_labels AS
+SELECT
+    model_id,
+    stimulus_set,
+    layer,
+    pool,
+    concept_set,
+    subset,
+    mode,
+    unit,
+    rank,
+    formula,
+    concepts,
+    length,
+    auroc,
+    p,
+    q,
+    concept_fraction,
+    n_in,
+    beam_size,
+    max_length,
+    min_fraction,
+    max_fraction,
+    snapshot_id
+FROM lake.unit_labels;
+COMMENT ON VIEW unit_labels IS 'Result: each unit''s best formulas over a concept set by INVERT''s beam search (Bykov et al. 2023).';

@@ -45,7 +45,7 @@ def test_every_page_shows_the_demo(demo_root: Path, monkeypatch: pytest.MonkeyPa
     computed = overview.dataframe[-1].value
     assert set(computed["table"]) >= {"activations", "mantel_results", "rating_summary"}
     layers = _app(demo_root, monkeypatch, "layers")
-    assert _charts(layers) >= 1
+    assert _charts(layers) >= 3  # selectivity per layer; INVERT's best AUROC and lengths
     unit = _app(demo_root, monkeypatch, "unit")
     assert _charts(unit) == 2 and len(unit.dataframe) >= 2  # jitter, histogram; metrics, top
     semantics = _app(demo_root, monkeypatch, "semantics", {"model": "demo-cnn-trained"})
@@ -63,6 +63,9 @@ def test_unit_page_url_selects_the_unit(demo_root: Path, monkeypatch: pytest.Mon
     assert chosen["Unit"] == 7
     metrics = at.dataframe[0].value
     assert dict(zip(metrics["column"], metrics["value"], strict=True))["top_label"] == "7"
+    labels = next(frame.value for frame in at.dataframe if "formula" in frame.value.columns)
+    best = labels[(labels["concept_set"] == "labels") & (labels["mode"] == "positive")]
+    assert best["formula"].iloc[0] == "7" and best["auroc"].iloc[0] > 0.9  # INVERT's label
 
 
 def test_empty_warehouse_says_what_fills_each_page(tmp_path: Path,

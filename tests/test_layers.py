@@ -30,6 +30,7 @@ LAYERS: list[list[str]] = [
     ["unitsel.summaries"],  # below the warehouse: the commit calls summaries.Build
     ["unitsel.warehouse", "unitsel"],
     ["unitsel.adapters.*", "unitsel.analyses.*", "unitsel.wordnet", "unitsel.concepts",
+     "unitsel.concept_masks",
      "unitsel.study", "unitsel.exports", "unitsel.migrate", "unitsel.integrity"],
     ["unitsel.options"],
     ["unitsel.cli", "unitsel.*_commands"],

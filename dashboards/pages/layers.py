@@ -35,6 +35,7 @@ def layer_profile() -> None:
     st.altair_chart(alt.Chart(values.to_arrow()).mark_boxplot().encode(
         x=alt.X("layer:N", sort=order), y=alt.Y("value:Q", title=metric), color="state:N",
         xOffset="model_id:N", tooltip=["model_id", "layer"]), width="stretch")
+    _invert_labels(chosen, pool, order)
     categories = query("SELECT DISTINCT stimulus_set, category FROM metric_consistency")
     st.subheader("Category selectivity (Lado & Dobs Fig. 1b-c, 1f)")
     if categories.is_empty():
@@ -52,6 +53,28 @@ def layer_profile() -> None:
         x="metric_a:N", y="metric_b:N", color=alt.Color("spearman_rho:Q",
                                                         scale=alt.Scale(domain=[-1, 1])),
         row="model_id:N", column="layer:N", tooltip=["spearman_rho"]))
+
+
+def _invert_labels(stimulus_set: str, pool: str, order: list[str]) -> None:
+    """Per layer, the best INVERT label of every unit: its AUROC and its length."""
+    st.subheader("Concept labels (INVERT): best formula per unit")
+    best = query("SELECT model_id, state, layer, concept_set, auroc, length "
+                 "FROM unit_label_selectivity WHERE stimulus_set = $1 AND pool = $2 "
+                 "AND subset = 'all' AND mode = 'positive'", [stimulus_set, pool])
+    if best.is_empty():
+        empty("INVERT labels", "Run `unitsel ingest concept-masks` and `unitsel analyse "
+              "invert`.")
+        return
+    concept_set = choose("Concept set (INVERT)", sorted(best["concept_set"].unique()),
+                         "concepts")
+    chosen = best.filter(concept_set=concept_set).to_arrow()
+    st.altair_chart(alt.Chart(chosen).mark_boxplot().encode(
+        x=alt.X("layer:N", sort=order), y=alt.Y("auroc:Q", title="best AUROC"),
+        color="state:N", xOffset="model_id:N"), width="stretch")
+    st.altair_chart(alt.Chart(chosen).mark_bar().encode(
+        x=alt.X("layer:N", sort=order), y=alt.Y("count():Q", title="units"),
+        color=alt.Color("length:O", title="formula length"), xOffset="model_id:N"),
+        width="stretch")
 
 
 layer_profile()

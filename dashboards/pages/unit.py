@@ -1,4 +1,5 @@
-"""One unit: jitterplot, histogram, metrics, top stimuli, concepts, lesions."""
+"""One unit: jitterplot, histogram, metrics, top stimuli, concepts, INVERT labels,
+lesions."""
 
 from __future__ import annotations
 
@@ -54,6 +55,17 @@ def unit_page() -> None:
         empty("concept scores for this unit", "Run `unitsel analyse concepts`.")
     else:
         st.dataframe(concepts, hide_index=True)
+    labels = query("SELECT concept_set, mode, rank, formula, length, auroc, p, q "
+                   "FROM unit_labels WHERE model_id = $1 AND stimulus_set = $2 AND layer = $3 "
+                   "AND pool = $4 AND unit = $5 AND subset = 'all' "
+                   "ORDER BY concept_set, mode DESC, rank",
+                   [model, stimulus_set, layer, pool, unit])
+    st.subheader("Concept labels (INVERT): best formulas, AUROC and p")
+    if labels.is_empty():
+        empty("INVERT labels for this unit", "Run `unitsel ingest concept-masks` and "
+              "`unitsel analyse invert`.")
+    else:
+        st.dataframe(labels, hide_index=True)
     lesion = query("SELECT task, baseline, lesioned, baseline - lesioned AS drop FROM lesions "
                    "WHERE model_id = $1 AND layer = $2 AND unit = $3", [model, layer, unit])
     st.subheader("Lesion effect")

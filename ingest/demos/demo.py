@@ -23,8 +23,11 @@ from ingest.demos import cnn, steps
 from ingest.demos.concepts_demo import run_concepts
 from ingest.demos.faces import run_faces
 from ingest.demos.imagenet import run_imagenet
-from ingest.demos.planted import run_planted
-from ingest.demos.study_demo import run_studies
+from ingest.demos.invert_demo import run_invert_demo
+from ingest.demos.planted import MODEL_ID as PLANTED_MODEL
+from ingest.demos.planted import PLANTED_UNITS, run_planted
+from ingest.demos.planted import STIMULUS_SET as PLANTED_SET
+from ingest.demos.study_demo import NAMING_STUDY, run_studies
 from ingest.sams import ingest_sams
 from unitsel.adapters.feature_vis import Settings
 from unitsel.adapters.torch_model import KERNEL_POOLS
@@ -108,6 +111,9 @@ def run_demo(root: Path, progress: bool = True) -> list[str]:
                          list(models))
     lines += run_concepts(root, models, x * 0.5 + 0.5, labels["label"].to_list(),
                           STIMULUS_SET, cnn.LOGITS, "features.3", progress)
+    lines += run_invert_demo(root, STIMULUS_SET, cnn.CLASSES, cnn.LOGITS, list(models),
+                             (PLANTED_MODEL, PLANTED_SET, PLANTED_UNITS),
+                             (NAMING_STUDY, "classifier.2"), progress)
     lines.append(f"demo built in {time.perf_counter() - started:.1f} s")
     return lines
 

@@ -19,6 +19,7 @@ _DUCKDB_TYPES: dict[pl.DataType, str] = {
     pl.Boolean(): "BOOLEAN",
     pl.List(pl.Int32()): "INTEGER[]",
     pl.List(pl.Float32()): "FLOAT[]",
+    pl.List(pl.String()): "VARCHAR[]",
 }
 
 
@@ -651,6 +652,54 @@ CONCEPT_EVALUATION = _result_table(
     "Result: concept quality of output units against their class labels (WWW-GT Tables 1-2).",
 )
 
+# Compositional unit labels (INVERT, Bykov et al. 2023): the concepts' stimuli and each unit's
+# best formulas over them.
+_MASK_KIND = _key("kind", "Where the concept comes from: 'label' (a label of the set), "
+                  "'wordnet' (a WordNet synset above the labels), 'annotation' (named in a "
+                  "study's annotations) or 'csv' (a user's stimulus,concept file).")
+
+CONCEPT_MASKS = Table(
+    "concept_masks",
+    (_STIMULUS_SET, _CONCEPT_SET,
+     _key("concept", "The concept: a label, a synset name ('dog.n.01') or a named concept."),
+     _MASK_KIND,
+     Column("label", pl.String(), "A label the concept covers (label-set concepts); NULL for "
+            "per-stimulus concepts.", nullable=True),
+     Column("stimulus", pl.Int32(), "A stimulus the concept marks (per-stimulus concepts); "
+            "NULL for label-set concepts.", nullable=True)),
+    ("stimulus_set", "concept_set"),
+    "One row per (concept, label it covers) or (concept, stimulus it marks): the concepts "
+    "INVERT labels units with.",
+)
+
+UNIT_LABELS = _result_table(
+    "unit_labels",
+    (_MODEL_ID, _STIMULUS_SET, _LAYER, _POOL, _CONCEPT_SET, _SUBSET,
+     _key("mode", "'positive' (formulas the unit prefers: highest AUROC) or 'negative' "
+          "(lowest AUROC)."),
+     _UNIT,
+     Column("rank", pl.Int32(), "Place in the unit's final beam (1 = best); each distinct "
+            "formula once."),
+     _key("formula", "The formula over concepts: & (and), | (or), ~ (not), parentheses; "
+          "names with spaces or operators in double quotes."),
+     Column("concepts", pl.List(pl.String()), "Its distinct concepts, sorted."),
+     Column("length", pl.Int32(), "Literals of the formula (a concept counted each time it "
+            "appears)."),
+     Column("auroc", pl.Float64(), "AUROC of the formula's stimuli against the rest."),
+     Column("p", pl.Float64(), "Two-sided Mann-Whitney p (tie and continuity corrected, as "
+            "SciPy's asymptotic test); 1 when every activation ties."),
+     Column("q", pl.Float64(), "Benjamini-Hochberg q across the partition's rows."),
+     Column("concept_fraction", pl.Float64(), "Share of the subset's stimuli the formula marks."),
+     Column("n_in", pl.Int32(), "Stimuli the formula marks."),
+     Column("beam_size", pl.Int32(), "Beam size B of the search."),
+     Column("max_length", pl.Int32(), "Longest formula L searched."),
+     Column("min_fraction", pl.Float64(), "Smallest concept fraction allowed."),
+     Column("max_fraction", pl.Float64(), "Largest concept fraction allowed.")),
+    ("model_id", "stimulus_set", "layer", "pool", "concept_set", "subset", "mode"),
+    "Result: each unit's best formulas over a concept set by INVERT's beam search "
+    "(Bykov et al. 2023).",
+)
+
 TABLES: dict[str, Table] = {
     t.name: t
     for t in (MODELS, LAYERS, STIMULI, PREDICTIONS, ACTIVATIONS,
@@ -661,7 +710,8 @@ TABLES: dict[str, Table] = {
               STUDIES, STUDY_PANELS, RATINGS, READOUT_WEIGHTS, ANNOTATIONS, RATING_SUMMARY,
               ANNOTATION_COVERAGE, ANNOTATION_PURITY, ANNOTATION_AGREEMENT,
               ANNOTATION_MATCHES, NAMING_COUNTS, EXPLANATION_SUMMARIES,
-              IMAGE_EMBEDDINGS, TEXT_EMBEDDINGS, CONCEPT_SCORES, CONCEPT_EVALUATION)
+              IMAGE_EMBEDDINGS, TEXT_EMBEDDINGS, CONCEPT_SCORES, CONCEPT_EVALUATION,
+              CONCEPT_MASKS, UNIT_LABELS)
 }
 
 
