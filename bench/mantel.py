@@ -3,8 +3,9 @@
 matrices already in memory.
 
 1. One test, 1000 x 1000, 999 permutations: the job end to end vs scikit-bio alone.
-2. A batch of 20 tests (20 functional measures x 1 baseline): the job with 1 and 2 worker
-   processes vs 20 sequential scikit-bio calls.
+2. A batch of 20 tests (20 functional measures x 1 baseline): the job in its own process
+   (the default) and on local clusters of 1 and 2 worker processes vs 20 sequential
+   scikit-bio calls.
 
 Checks that the job's r and p equal scikit-bio's, and prints the ratios.
 
@@ -78,11 +79,12 @@ def main() -> None:
               f"job {job:.2f} s, ratio {job / own:.2f}")
         sequential = seconds(lambda: [mantel(m, semantic, permutations=PERMUTATIONS, seed=0)
                                       for m in functional])
-        for workers in (1, 2):
+        for workers in (None, 1, 2):  # the default (this process), then local clusters
             batch = seconds(lambda w=workers: step(  # type: ignore[misc]
                 run_mantel, "imagenet-1k", ("bench",), "output", permutations=PERMUTATIONS,
                 workers=w))
-            print(f"batch of {BATCH}: job with {workers} worker(s) {batch:.2f} s, "
+            where = "in this process" if workers is None else f"with {workers} worker(s)"
+            print(f"batch of {BATCH}: job {where} {batch:.2f} s, "
                   f"{BATCH} sequential scikit-bio calls {sequential:.2f} s, "
                   f"ratio {batch / sequential:.2f}")
 
