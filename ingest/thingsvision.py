@@ -1,22 +1,20 @@
-"""`unitsel ingest thingsvision`: a folder of features as thingsvision writes them.
+"""`unitsel ingest thingsvision`: one module's features, in a folder as thingsvision writes them.
 
-thingsvision saves one module's features as `features.npy`, `features.h5` (dataset
-`features`) or `features.pt`, or in chunks `features_00.npy`, `features_01.npy` … (read in
-their numeric order), beside `file_names.txt`: the images' paths, one per line, in the
-features' row order. Features of more than two dimensions are flattened per image (C-order,
-as `flatten_acts=True` would have). Labels come from each image's folder name (the usual
-`class/xxx.jpg` layout) or from a labels CSV keyed by file name (`file_name,label[,wnid]`).
-Stimuli are numbered in file order; `uri` is the file name as listed, or, when some are
-absolute or leave their folder, each relative to the folder all of them share. Chunks are
-read one at a time, `.npy` and `.h5` a row block at a time, so memory stays bounded; a `.pt`
-file is one tensor and is loaded whole.
+Every layout of thingsvision's `save_features` is read (`unitsel.adapters.thingsvision_files`:
+`.npy`, `.pt`, `.hdf5`, `.mat`, `.txt`, whole or in splits), a part at a time and a row block
+at a time, so memory stays bounded by a block (a `.mat` variable or a `.txt` block is read
+whole). Features of more than two dimensions are flattened per image (C-order, as
+`flatten_acts=True` would have) or, with `--pools mean,max,l2`, images x channels x height x
+width features are pooled per channel as the torch ingest pools them. Labels come from each
+image's folder name (the usual `class/xxx.jpg` layout, paths absolute or relative) or from a
+labels CSV keyed by file name (`file_name,label[,wnid]`). Stimuli are numbered in file order;
+`uri` is the file name as listed, or, when some are absolute or leave their folder, each
+relative to the folder all of them share.
 """
 
 from __future__ import annotations
 
-import pickle
-import re
-from collections.abc import Iterator
+from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -34,66 +32,19 @@ from ingest._staging import (
 )
 from ingest.gale import WNID
 from unitsel import Transaction
-from unitsel.adapters import arrays
+from unitsel.adapters import arrays, thingsvision_files
 from unitsel.adapters.labels import check_columns, image_uris, read_text
-from unitsel.adapters.torch_model import LayerInfo
+from unitsel.adapters.thingsvision_files import Part
+from unitsel.adapters.torch_model import KERNEL_POOLS, LayerInfo, pooled
 from unitsel.errors import InputError
 from unitsel.options import NAME, job, root_option
 
-CHUNK = re.compile(r"features_(\d+)\.npy")
 
-
-def feature_files(folder: Path) -> list[Path]:
-    """The features file, or the chunks in numeric order."""
-    numbered = {p: int(m[1]) for p in folder.glob("features_*.npy")
-                if (m := CHUNK.fullmatch(p.name))}
-    chunks = sorted(numbered, key=numbered.__getitem__)
-    single = [folder / f"features.{ext}" for ext in ("npy", "h5", "pt")
-              if (folder / f"features.{ext}").is_file()]
-    if len(single) + bool(chunks) != 1:
-        raise InputError("expected one of features.npy, features.h5, features.pt or chunks "
-                         f"features_00.npy …; found {[p.name for p in single + chunks] or 'none'}",
-                         file=folder)
-    return single or chunks
-
-
-def _rows(path: Path) -> Iterator[tuple[int, np.ndarray]]:
-    """(first row, block) of one features file, flattened to images x features."""
-    if path.suffix == ".pt":
-        import torch
-
-        try:
-            tensor = torch.load(path, map_location="cpu", weights_only=True)
-        except (OSError, RuntimeError, pickle.UnpicklingError) as error:
-            raise InputError(f"cannot read: {error}", file=path) from None
-        if not isinstance(tensor, torch.Tensor) or tensor.ndim == 0:
-            # e.g. a dict of several modules' features: which one is meant is not ours to guess
-            held = (f"a {type(tensor).__name__}" if not isinstance(tensor, torch.Tensor)
-                    else f"a tensor of shape {tuple(tensor.shape)}")
-            keys = f" with keys {list(tensor)[:5]}" if isinstance(tensor, dict) else ""
-            raise InputError(f"holds {held}{keys}; expected one tensor of images x features "
-                             "(save that module's features alone)", file=path)
-        yield 0, tensor.detach().numpy().reshape(len(tensor), -1)
-        return
-    with arrays.open_array(path, "features" if path.suffix == ".h5" else None,
-                           flatten=True) as array:
-        yield from arrays.blocks(array, path)
-
-
-def _count(path: Path) -> int:
-    if path.suffix == ".pt":
-        return sum(len(block) for _, block in _rows(path))
-    with arrays.open_array(path, "features" if path.suffix == ".h5" else None,
-                           flatten=True) as array:
-        return int(array.shape[0])
-
-
-def labels_frame(folder: Path, labels_file: Path | None, n_rows: int) -> pl.DataFrame:
-    """Stimuli in file order from `file_names.txt`, labelled by folder or by the CSV."""
+def labels_frame(folder: Path, labels_file: Path | None, listed: list[tuple[int, str]],
+                 n_rows: int) -> pl.DataFrame:
+    """Stimuli in file order from `file_names.txt`'s (line, path) pairs, labelled by folder
+    or by the CSV."""
     names_file = folder / "file_names.txt"
-    # (line, path) of each listed path: blank lines are skipped, errors name the file's line.
-    listed = [(line, text.strip()) for line, text in
-              enumerate(read_text(names_file).splitlines(), start=1) if text.strip()]
     names = [name for _, name in listed]
     if len(names) != n_rows:
         raise InputError(f"{len(names)} file names for {n_rows} feature rows", file=names_file)
@@ -102,7 +53,8 @@ def labels_frame(folder: Path, labels_file: Path | None, n_rows: int) -> pl.Data
         return {"file": names_file, "row": listed[index][0]}
 
     if labels_file is None:
-        labels = [PurePosixPath(name).parent.name for name in names]
+        # thingsvision joins paths with os.path.join: backslashes when run on Windows
+        labels = [PurePosixPath(name.replace("\\", "/")).parent.name for name in names]
         empty = next((i for i, label in enumerate(labels) if not label), None)
         if empty is not None:
             raise InputError(f"{names[empty]!r} is in no class folder; give --labels",
@@ -150,32 +102,54 @@ def _csv_labels(path: Path) -> dict[str, tuple[str, str | None]]:
 
 def ingest_thingsvision(tx: Transaction, folder: Path, *, model_id: str, stimulus_set: str,
                         layer: str, labels_file: Path | None = None,
-                        replace_stimuli: bool = False) -> str:
-    """Check the folder, then write the layer's activations, the stimuli and (for a new
-    model) its provenance, as one commit."""
-    files = feature_files(folder)
-    counts = [_count(f) for f in files]
-    labels = labels_frame(folder, labels_file, sum(counts))
-    widths = set()
+                        pools: Sequence[str] = ("none",), replace_stimuli: bool = False) -> str:
+    """Check the folder, then write the layer's activations (at each of `pools`), the stimuli
+    and (for a new model) its provenance, as one commit."""
+    listed = thingsvision_files.file_names(folder)
+    parts = thingsvision_files.find_parts(folder, listed)
+    item_shape = parts[0].item_shape
+    _check_pools(pools, parts[0])
+    labels = labels_frame(folder, labels_file, listed, sum(p.rows for p in parts))
     stage_stimuli(tx, stimulus_set, labels, folder / "file_names.txt", replace_stimuli)
     stage_model(tx, model_id, architecture="unknown (thingsvision)", state="trained",
                 weights_sha256=None, preprocessing="{}", source=str(folder.resolve()),
                 if_new=True)
     sink = ActivationSink(tx, model_id, stimulus_set, folder, labels.height)
     first = 0
-    for path, count in tqdm(list(zip(files, counts, strict=True)), desc=layer, unit="file",
-                            disable=not tx.progress):
-        for start, block in _rows(path):
-            widths.add(block.shape[1])
-            if len(widths) > 1:
-                raise InputError(f"{block.shape[1]} features per image where earlier "
-                                 f"files have {min(widths - {block.shape[1]})}", file=path)
-            sink(layer, "none", first + start, block, source=path, row=start)
-        first += count
-    n_units = widths.pop()
-    stage_layers(tx, model_id, [LayerInfo(layer, "none", "thingsvision", n_units, (n_units,))],
-                 ordered=False)
+    for part in tqdm(parts, desc=layer, unit="part", disable=not tx.progress):
+        with thingsvision_files.open_part(part) as array:
+            for start, block in arrays.blocks(array, str(part)):
+                for pool, matrix in _pooled(block, item_shape, pools):
+                    sink(layer, pool, first + start, matrix, source=str(part), row=start)
+        first += part.rows
+    stage_layers(tx, model_id, [
+        LayerInfo(layer, pool, "thingsvision", int(np.prod(shape)), shape)
+        for pool in pools for shape in [item_shape if pool == "none" else item_shape[:1]]
+    ], ordered=False)
     return summary_line(tx)
+
+
+def _check_pools(pools: Sequence[str], part: Part) -> None:
+    unknown = sorted(set(pools) - {"none", *KERNEL_POOLS})
+    if unknown or not pools:
+        raise InputError(f"unknown pools {unknown}; use none, mean, max, l2 (comma-separated)",
+                         column="--pools")
+    if set(pools) != {"none"} and len(part.item_shape) != 3:
+        raise InputError(f"does not apply: {thingsvision_files.shape_text(part.item_shape)} "
+                         "features per image; pooling needs channels x height x width",
+                         file=part, column="--pools")
+
+
+def _pooled(block: np.ndarray, item_shape: tuple[int, ...], pools: Sequence[str]
+            ) -> list[tuple[str, np.ndarray]]:
+    """The (pool, images x units) matrices of a block of flattened features: the torch
+    ingest's pooling (`torch_model.pooled`) on the block seen as images x channels x h x w."""
+    if list(pools) == ["none"]:
+        return [("none", block)]
+    import torch
+
+    maps = torch.from_numpy(np.asarray(block, np.float32).reshape(len(block), *item_shape))
+    return [(pool, matrix.numpy()) for pool, matrix in pooled(maps, pools)]
 
 
 @click.command("thingsvision")
@@ -186,14 +160,21 @@ def ingest_thingsvision(tx: Transaction, folder: Path, *, model_id: str, stimulu
 @click.option("--labels", "labels_file", default=None,
               type=click.Path(dir_okay=False, path_type=Path),
               help="CSV with file_name,label[,wnid]; default: each image's folder name.")
+@click.option("--pools", default="none", show_default=True,
+              help="Comma-separated: none (one unit per element) and/or mean, max, l2 (one "
+                   "unit per channel of images x channels x height x width features).")
 @click.option("--replace-stimuli", is_flag=True, help="Overwrite a stimulus set that differs.")
 @root_option
 def thingsvision_command(folder: Path, model_id: str, stimulus_set: str, layer: str,
-                         labels_file: Path | None, replace_stimuli: bool, root: Path) -> None:
-    """Import a thingsvision features folder (features.npy/.h5/.pt or chunks + file_names.txt)."""
+                         labels_file: Path | None, pools: str, replace_stimuli: bool,
+                         root: Path) -> None:
+    """Import a thingsvision features folder (save_features' .npy/.pt/.hdf5/.mat/.txt, whole
+    or split, + file_names.txt)."""
     with job(root) as tx:
         summary = ingest_thingsvision(tx, folder, model_id=model_id,
                                       stimulus_set=stimulus_set, layer=layer,
                                       labels_file=labels_file,
+                                      pools=list(dict.fromkeys(p.strip()
+                                                               for p in pools.split(","))),
                                       replace_stimuli=replace_stimuli)
     click.echo(summary)

@@ -1,7 +1,10 @@
-"""Activation arrays users already have (.npy, .npz, .h5) -> stimuli x units blocks.
+"""Activation arrays users already have -> stimuli x units blocks: `.npy`, `.npz`, HDF5,
+and through `array_formats` a torch `.pt` tensor, MATLAB `.mat`, text, `.safetensors`, Zarr.
 
-Gale et al. published their AlexNet activations as HDF5; .npy files are memory-mapped and
-HDF5 datasets read in row blocks, so memory stays bounded by the block size.
+Gale et al. published their AlexNet activations as HDF5; .npy files are read with plain file
+reads and the other formats in row blocks, so memory stays bounded by the block size. Every
+format goes through `blocks`, which checks what activations need (numbers, the declared size,
+integers a float32 holds).
 """
 
 from __future__ import annotations
@@ -17,8 +20,11 @@ from typing import IO, Any, BinaryIO
 
 import numpy as np
 
+from unitsel.adapters import array_formats
 from unitsel.errors import InputError
 
+# Formats that hold one array: a member name (`--dataset`) does not apply.
+_ONE_ARRAY = (".npy", ".pt", ".pth", ".txt")
 BLOCK_ROWS = 4096
 # At most this many bytes of activations a block (float32): a wide layer (10⁴-10⁶ units) is
 # read in fewer rows, so a block and the long rows made from it stay small.
@@ -27,11 +33,14 @@ MAX_UNITS = 2**31 - 1  # `layers.n_units` and `activations.unit` are INTEGER
 
 
 class _Flat:
-    """An images x (anything) array seen as images x features (C-order), a block at a time."""
+    """An images x (anything) array seen as images x features (C-order), a block at a time;
+    `item_shape` is one image's."""
 
     def __init__(self, array: Any) -> None:
         self.array, self.dtype = array, array.dtype
-        self.shape = (int(array.shape[0]), math.prod(array.shape[1:]))  # never wraps
+        self.item_shape = tuple(int(n) for n in array.shape[1:])
+        self.shape = (int(array.shape[0]), math.prod(self.item_shape))  # never wraps
+        self.chunks = getattr(array, "chunks", None)
 
     def __getitem__(self, rows: slice) -> np.ndarray:
         block = np.asarray(self.array[rows])
@@ -42,21 +51,36 @@ class _Flat:
 def open_array(path: Path | str, dataset: str | None = None,
                flatten: bool = False) -> Iterator[Any]:
     """Open a 2-D numeric array lazily; yields an object with `.shape`, `.dtype` and slicing.
-    With `flatten`, an array of more dimensions is seen as rows x (the rest, C-order)."""
+    With `flatten`, an array of two or more dimensions is seen as rows x (the rest, C-order)
+    and has `.item_shape`, one row's shape. `dataset` names the member of a file that holds
+    several (an `.npz` array, an HDF5 dataset, a `.mat` variable, a tensor, a Zarr array)."""
     path = Path(path)
     with _open(path, dataset) as array:
-        yield _checked(_Flat(array) if flatten and len(array.shape) > 2 else array, path)
+        yield checked(array, path, flatten)
+
+
+def checked(array: Any, path: Path | str, flatten: bool = False) -> Any:
+    """`array` (an array-like read elsewhere) checked as `open_array` checks what it opens."""
+    return _checked(_Flat(array) if flatten and len(array.shape) >= 2 else array, path)
 
 
 @contextmanager
 def _open(path: Path, dataset: str | None) -> Iterator[Any]:
+    suffix = path.suffix.lower()
+    if path.is_dir():  # a Zarr store is a folder
+        arrays = array_formats.zarr_arrays(path)
+        if list(arrays) == [""] and dataset is not None:
+            raise InputError("does not apply: this Zarr store is one array", file=path,
+                             column="--dataset")
+        yield arrays[_dataset_name(path, dataset, list(arrays), "array")]
+        return
     if not path.is_file():
         raise InputError("no such file", file=path)
-    suffix = path.suffix.lower()
+    if suffix in _ONE_ARRAY and dataset is not None:
+        # never ignored silently: the user meant some other file
+        raise InputError(f"does not apply: a {suffix} file holds one array", file=path,
+                         column="--dataset")
     if suffix == ".npy":
-        if dataset is not None:  # never ignored silently: the user meant some other file
-            raise InputError("does not apply: a .npy file holds one array", file=path,
-                             column="--dataset")
         with path.open("rb") as handle:
             yield _NpyRows(handle, path)
     elif suffix == ".npz":
@@ -79,8 +103,19 @@ def _open(path: Path, dataset: str | None) -> Iterator[Any]:
                 lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None
             )
             yield handle[_dataset_name(path, dataset, names)]
+    elif suffix == ".safetensors":
+        with array_formats.safetensors_tensors(path) as tensors:
+            yield tensors[_dataset_name(path, dataset, list(tensors), "tensor", "--tensor")]
+    elif suffix == ".mat":
+        variables = array_formats.mat_variables(path)
+        yield variables[_dataset_name(path, dataset, list(variables), "variable")]
+    elif suffix in (".pt", ".pth"):
+        yield array_formats.torch_tensor(path)
+    elif suffix == ".txt":
+        yield array_formats.TextRows(path)
     else:
-        raise InputError(f"unsupported format {suffix!r}; use .npy, .npz or .h5", file=path)
+        raise InputError(f"unsupported format {suffix!r}; use .npy, .npz, .h5, .safetensors, "
+                         ".pt, .mat, .txt or a Zarr folder", file=path)
 
 
 def open_h5(path: Path) -> Any:
@@ -137,17 +172,20 @@ def _header(handle: IO[bytes], path: Path, size: int) -> tuple[tuple[int, ...], 
     return shape, fortran, dtype
 
 
-def _dataset_name(path: Path, dataset: str | None, names: list[str]) -> str:
+def _dataset_name(path: Path, dataset: str | None, names: list[str], what: str = "dataset",
+                  option: str = "--dataset") -> str:
+    """The member to read: `dataset`, or the only one there is."""
+    held = f"{names[:20]}" + (f" and {len(names) - 20} more" if len(names) > 20 else "")
     if dataset is None:
         if len(names) == 1:
             return names[0]
-        raise InputError(f"holds datasets {names}: name one with --dataset", file=path)
+        raise InputError(f"holds {what}s {held}: name one with {option}", file=path)
     if dataset not in names:
-        raise InputError(f"no dataset {dataset!r}; it holds {names}", file=path)
+        raise InputError(f"no {what} {dataset!r}; it holds {held}", file=path, column=option)
     return dataset
 
 
-def _checked(array: Any, path: Path) -> Any:
+def _checked(array: Any, path: Path | str) -> Any:
     if len(array.shape) != 2:
         raise InputError(f"expected a stimuli x units array, got shape {tuple(array.shape)}",
                          file=path)
@@ -176,12 +214,20 @@ def block_rows(n_units: int) -> int:
     return max(1, min(BLOCK_ROWS, BLOCK_BYTES // (4 * max(1, n_units))))
 
 
-def blocks(array: Any, path: Path, rows: int | None = None
+def rows_per_block(array: Any) -> int:
+    """Rows `blocks` reads at a time: `block_rows`, rounded down to whole chunks (Zarr, HDF5)
+    where a chunk is smaller, so no chunk is decoded twice."""
+    rows = block_rows(int(array.shape[1]))
+    chunk = (getattr(array, "chunks", None) or (0,))[0]
+    return rows // chunk * chunk if 0 < chunk <= rows else rows
+
+
+def blocks(array: Any, path: Path | str, rows: int | None = None
            ) -> Iterator[tuple[int, np.ndarray]]:
-    """(first row, block) pairs covering the array in row order, `block_rows` rows a block
-    unless `rows` says otherwise. Activations are stored as float32: integers it cannot
-    hold exactly (above 2^24) are refused, not rounded."""
-    rows = rows or block_rows(int(array.shape[1]))
+    """(first row, block) pairs covering the array in row order, `rows_per_block` rows a
+    block unless `rows` says otherwise. Activations are stored as float32: integers it
+    cannot hold exactly (above 2^24) are refused, not rounded."""
+    rows = rows or rows_per_block(array)
     # The declared shape, checked before the first read: HDF5 datasets (fill values,
     # compression) may declare far more than the file holds.
     needed = min(rows, array.shape[0]) * array.shape[1] * np.dtype(array.dtype).itemsize
