@@ -351,9 +351,10 @@ class Transaction:
     def _hold(self, path: str, held: summaries.Held | None) -> None:
         """Keep `held` for the summaries of the file at `path`; once the budget is spent or
         a part of the file comes without a matrix, none of the file is kept (it is read
-        back at commit)."""
+        back at commit). A job with a scheduler keeps nothing: its summaries are the
+        cluster's work, every file read there."""
         kept = self._summaries.held
-        if held is not None and path not in self._unheld and \
+        if held is not None and self.scheduler is None and path not in self._unheld and \
                 self._held_bytes + held[2].nbytes <= summaries.HELD_BYTES:
             kept.setdefault(path, []).append(held)
             self._held_bytes += held[2].nbytes
