@@ -9,17 +9,9 @@
 CREATE OR REPLACE MACRO unit_concept_auroc(model_name, set_name, layer_name, pool_name,
                                            concept_set_name, correct_only := false) AS TABLE
 WITH known AS MATERIALIZED (
-    SELECT list(DISTINCT model_id ORDER BY model_id) AS models,
-           list(DISTINCT stimulus_set ORDER BY stimulus_set)
-               FILTER (model_id = model_name) AS sets,
-           list(DISTINCT layer ORDER BY layer)
-               FILTER (model_id = model_name AND stimulus_set = set_name) AS layers,
-           list(DISTINCT pool ORDER BY pool)
-               FILTER (model_id = model_name AND stimulus_set = set_name
-                       AND layer = layer_name) AS pools,
-           (SELECT list(DISTINCT concept_set ORDER BY concept_set) FROM concept_masks
-            WHERE stimulus_set = set_name) AS concept_sets
-    FROM summary_builds
+    SELECT *, (SELECT list(DISTINCT concept_set ORDER BY concept_set) FROM concept_masks
+               WHERE stimulus_set = set_name) AS concept_sets
+    FROM summary_names(model_name, set_name, layer_name)
 ), masks AS MATERIALIZED (
     -- Built after the checks, so a name that does not exist is an error listing what does.
     SELECT m.concept, m.label, m.stimulus

@@ -80,19 +80,26 @@ COMMENT ON VIEW selectivity IS
 
 -- One partition's units; correct_only := true uses only correctly classified stimuli, as
 -- Gale et al. did (empty when the model has no recorded predictions).
+-- What exists, read once, for a table macro's checks of the names it was given: every
+-- summarised model, the named model's stimulus sets, their layers and the layer's pools.
+CREATE OR REPLACE MACRO summary_names(model_name, set_name, layer_name) AS TABLE
+SELECT list(DISTINCT model_id ORDER BY model_id) AS models,
+       list(DISTINCT stimulus_set ORDER BY stimulus_set)
+           FILTER (model_id = model_name) AS sets,
+       list(DISTINCT layer ORDER BY layer)
+           FILTER (model_id = model_name AND stimulus_set = set_name) AS layers,
+       list(DISTINCT pool ORDER BY pool)
+           FILTER (model_id = model_name AND stimulus_set = set_name
+                   AND layer = layer_name) AS pools
+FROM summary_builds;
+COMMENT ON MACRO TABLE summary_names IS
+    'The summarised models, the model''s stimulus sets, their layers and the layer''s pools: what the table macros'' name checks list.';
+
 CREATE OR REPLACE MACRO unit_selectivity(model_name, set_name, layer_name, pool_name,
                                          correct_only := false) AS TABLE
 WITH known AS MATERIALIZED (
-    -- What exists, read once: the checks below name it when asked for something else.
-    SELECT list(DISTINCT model_id ORDER BY model_id) AS models,
-           list(DISTINCT stimulus_set ORDER BY stimulus_set)
-               FILTER (model_id = model_name) AS sets,
-           list(DISTINCT layer ORDER BY layer)
-               FILTER (model_id = model_name AND stimulus_set = set_name) AS layers,
-           list(DISTINCT pool ORDER BY pool)
-               FILTER (model_id = model_name AND stimulus_set = set_name
-                       AND layer = layer_name) AS pools
-    FROM summary_builds
+    -- Read once: the checks below name what exists when asked for something else.
+    SELECT * FROM summary_names(model_name, set_name, layer_name)
 )
 SELECT s.* EXCLUDE (model_id, stimulus_set, layer, pool, subset)
 FROM selectivity s, (
