@@ -118,8 +118,8 @@ def test_missing_and_extra_columns_are_named(root: Path) -> None:
 def test_partition_values_are_percent_encoded_on_disk(root: Path) -> None:
     name = "a/b'c\"d..e"
     unitsel.write(activations_frame(name, "..", np.ones((1, 1))), "activations", root)
-    folder = partition_dir(root, ACTIVATIONS, {"model_id": name, "stimulus_set": "set",
-                                               "layer": "..", "pool": "none"})
+    folder = Path(partition_dir(f"{root}/data/", ACTIVATIONS, {
+        "model_id": name, "stimulus_set": "set", "layer": "..", "pool": "none"}))
     assert folder.parent.parent.parent.name == "model_id=a%2Fb%27c%22d..e"
     assert len(list(folder.glob("*.parquet"))) == 1
     assert folder.is_relative_to(root / "data" / "main" / "activations")
@@ -147,8 +147,8 @@ def test_sigkill_midway_leaves_no_partial_partition(root: Path) -> None:
     child.wait()
     assert unitsel.scan("activations", root).select(pl.len()).collect().item() == 4
     unitsel.write(activations_frame("m", "b", np.ones((1, 1))), "activations", root)
-    folder = partition_dir(root, ACTIVATIONS, {"model_id": "m", "stimulus_set": "set",
-                                               "layer": "a", "pool": "none"})
+    folder = Path(partition_dir(f"{root}/data/", ACTIVATIONS, {
+        "model_id": "m", "stimulus_set": "set", "layer": "a", "pool": "none"}))
     listed = _listed_files(root)
     orphans = [p for p in folder.glob("*.parquet") if p.resolve() not in listed]
     assert len(orphans) == 1, "the dead writer's file, which no snapshot lists"

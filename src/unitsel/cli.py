@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -34,6 +35,15 @@ def _use_catalog(ctx: click.Context, param: click.Parameter, value: str | None) 
     ctx.ensure_object(Settings).catalog = value
 
 
+def _use_data(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    ctx.ensure_object(Settings).data = value
+
+
+def _use_endpoint(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value:  # where every engine of this process (and a local cluster's workers) looks
+        os.environ["AWS_ENDPOINT_URL_S3"] = value
+
+
 @click.group(cls=Group, plugins="unitsel.commands")
 @click.version_option(package_name="unitsel")
 @click.option("--debug", is_flag=True, expose_value=False, callback=_use_debug, is_eager=True,
@@ -42,6 +52,13 @@ def _use_catalog(ctx: click.Context, param: click.Parameter, value: str | None) 
               help="DuckLake catalog: 'postgres:<libpq string>' for many machines over a "
                    "shared root (or $UNITSEL_CATALOG); default the root's own catalog.sqlite. "
                    "A root remembers it.")
+@click.option("--data", expose_value=False, callback=_use_data,
+              help="Where a new warehouse keeps its data files: a folder or an S3-compatible "
+                   "bucket, s3://bucket/prefix (or $UNITSEL_DATA); default <root>/data. Keys "
+                   "come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY. A root remembers it.")
+@click.option("--endpoint", expose_value=False, callback=_use_endpoint,
+              help="The URL of an S3-compatible server other than Amazon's (MinIO, Ceph); or "
+                   "$AWS_ENDPOINT_URL.")
 def cli() -> None:
     """unitsel: a unit-selectivity warehouse (a DuckLake of Parquet files + DuckDB SQL)."""
 
@@ -52,7 +69,8 @@ def init(root: Path) -> None:
     """Create an empty warehouse whose views all bind."""
     from unitsel.warehouse import init as init_warehouse
 
-    click.echo(f"warehouse ready at {init_warehouse(root, settings().catalog).resolve()}")
+    ready = init_warehouse(root, settings().catalog, settings().data)
+    click.echo(f"warehouse ready at {ready.resolve()}")
 
 
 @cli.command()
@@ -345,13 +363,17 @@ def _double_quoted(text: str) -> str:
 def duckdb_command(root: Path, snapshot: int | None = None, catalog: str | None = None) -> str:
     """The shell command that opens `root` in the DuckDB CLI with every view and macro (at
     `snapshot`: the lake attached read-only at that snapshot before init.sql runs)."""
-    from unitsel import lake
+    from unitsel import lake, storage
     from unitsel.sqlfiles import sql_home, sql_string
 
     root = Path(root).resolve()
     catalog = lake.init(root, catalog)
     statements = [f"SET VARIABLE wh_root={sql_string(str(root))}",
-                  f"SET VARIABLE wh_catalog={sql_string(catalog)}"]
+                  f"SET VARIABLE wh_catalog={sql_string(catalog)}",
+                  f"SET VARIABLE wh_data={sql_string(lake.data_path(root))}"]
+    endpoint = storage.endpoint()
+    if endpoint:
+        statements.append(f"SET VARIABLE wh_s3_endpoint={sql_string(endpoint)}")
     if snapshot is not None:
         lake.require_snapshot(root, catalog, snapshot)
         statements += [lake.load_sql(), lake.attach_sql(root, catalog, snapshot=snapshot)]

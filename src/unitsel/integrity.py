@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from unitsel import lake, summaries
+from unitsel import lake, storage, summaries
 from unitsel.schema import ACTIVATIONS, TABLES, UNIT_SUMMARIES
 
 if TYPE_CHECKING:
@@ -45,6 +45,7 @@ def check(root: Path, catalog: str | None = None) -> Report:
     report = Report()
     if catalog_path.startswith("sqlite:"):
         _check_sqlite(Path(catalog_path.removeprefix("sqlite:")), report)
+    present = set(storage.parquet_files(lake.data_path(root)))  # one listing, not a request a file
     con = lake.attach(root, catalog_path)
     try:
         for t in TABLES.values():
@@ -52,11 +53,12 @@ def check(root: Path, catalog: str | None = None) -> Report:
                 report.files += 1
                 report.rows += rows
                 where = f"{lake.describe_partition(t, key)}: data file {path}"
-                if not Path(path).is_file():
+                if path not in present:
                     report.problems.append(f"{where} is missing")
                     continue
+                fs, inner = storage.filesystem(path)
                 try:
-                    found = pq.read_metadata(path).num_rows
+                    found = pq.read_metadata(inner, filesystem=fs).num_rows
                 except OSError as error:
                     report.problems.append(f"{where} cannot be read: {error}")
                     continue
@@ -67,9 +69,9 @@ def check(root: Path, catalog: str | None = None) -> Report:
         listed = lake.listed_files(con)
     finally:
         con.close()
-    data = Path(lake.data_path(root))
-    orphans = sorted(str(p.relative_to(data)) for p in data.rglob("*.parquet")
-                     if str(p.relative_to(data)) not in listed)
+    data = lake.data_path(root)
+    orphans = sorted(path.removeprefix(data) for path in present
+                     if path.removeprefix(data) not in listed)
     if orphans:
         report.notes.append(
             f"{len(orphans)} data files no snapshot lists (a failed or killed job's; "

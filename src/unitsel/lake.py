@@ -1,11 +1,14 @@
 """The DuckLake under a warehouse root: its catalog, the extensions, the tables, snapshots.
 
-A warehouse is `<root>/data/` (Parquet data files, Hive-style folders) plus a catalog that says
-which files make up each snapshot: `<root>/catalog.sqlite` by default, or a PostgreSQL database
-for many machines over a shared data path (`--catalog postgres:…`, `$UNITSEL_CATALOG`; the
-choice is remembered in `<root>/catalog.txt`). Every table of the registry is a DuckLake table
-partitioned by its keys. Extensions come from PyPI wheels and are installed into DuckDB's
-extension folder once, so `LOAD ducklake` works offline in Python and in the DuckDB CLI alike.
+A warehouse is a data path (Parquet data files, Hive-style folders) plus a catalog that says
+which files make up each snapshot. The data path is `<root>/data/` by default, or another
+folder or an S3-compatible bucket (`--data s3://bucket/prefix`, `$UNITSEL_DATA`; remembered in
+`<root>/data.txt`, `unitsel.storage`). The catalog is `<root>/catalog.sqlite` by default, or a
+PostgreSQL database for many machines over a shared data path (`--catalog postgres:…`,
+`$UNITSEL_CATALOG`; remembered in `<root>/catalog.txt`). Every table of the registry is a
+DuckLake table partitioned by its keys. Extensions come from PyPI wheels and are installed
+into DuckDB's extension folder once, so `LOAD ducklake` works offline in Python and in the
+DuckDB CLI alike.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import quote, unquote
 
+from unitsel import storage
 from unitsel.errors import FaultError, InputError
 from unitsel.schema import TABLES, Table
 from unitsel.sqlfiles import extensions, sql_string
@@ -37,6 +41,8 @@ DATA_DIR = "data"
 SQLITE_CATALOG = "catalog.sqlite"
 # Where a root that uses another catalog (PostgreSQL) records it, so later commands find it.
 CATALOG_POINTER = "catalog.txt"
+# Where a root whose data path is not its own data/ (a bucket) records it.
+DATA_POINTER = "data.txt"
 # The extensions sql/lake.sql loads, in its order: that file is their one list.
 EXTENSIONS = extensions()
 # Rows of one activations data file (a block of whole units with all their stimuli) and of one
@@ -46,6 +52,8 @@ _installed = False
 _initialised: set[tuple[str, str]] = set()
 _instances: dict[tuple[str, str], duckdb.DuckDBPyConnection] = {}
 _read_only_copies: dict[Path, str] = {}  # SQLite catalog of a read-only root: its copy
+# Data paths `storage.check_bucket` passed, with the server and account it used.
+_usable_buckets: set[tuple[str | None, ...]] = set()
 
 
 def install_extensions() -> None:
@@ -85,6 +93,15 @@ def load_sql() -> str:
     return "; ".join(f"LOAD {name}" for name in EXTENSIONS)
 
 
+def s3_sql() -> str:
+    """`sql/s3.sql` with this process's S3 endpoint: how DuckDB reaches a bucket."""
+    from unitsel.sqlfiles import sql_file
+
+    endpoint = storage.endpoint()
+    return (f"SET VARIABLE wh_s3_endpoint = {sql_string(endpoint) if endpoint else 'NULL'};"
+            + sql_file("s3.sql"))
+
+
 def catalog(root: Path, given: str | None = None) -> str:
     """The DuckLake metadata path of `root`: `given`, else `$UNITSEL_CATALOG`, else what the
     root recorded, else its own SQLite file. A root that has a catalog refuses another."""
@@ -112,7 +129,7 @@ def without_secrets(catalog_path: str) -> str:
     return re.sub(r"\bpassword\s*=\s*('(?:[^'\\]|\\.)*'|\S+)\s*", "", catalog_path).strip()
 
 
-def _refuse_unusable(root: Path, catalog_path: str, create: bool) -> None:
+def _refuse_unusable(root: Path, catalog_path: str, data: str, create: bool) -> None:
     """Never start a new catalog over data files whose own catalog is missing or empty (that
     loses their history, and `clean` would delete them); readers never create a warehouse."""
     if not catalog_path.startswith("sqlite:"):
@@ -124,10 +141,10 @@ def _refuse_unusable(root: Path, catalog_path: str, create: bool) -> None:
     if file.is_file() and file.stat().st_size > 0:
         return
     state = "empty (0 bytes)" if file.is_file() else "missing"
-    data = next(iter(sorted((root / DATA_DIR).rglob("*.parquet"))), None)
-    if data is not None:
+    found = next(iter(storage.parquet_files(data)), None)
+    if found is not None:
         raise InputError(
-            f"the catalog is {state}, but {root} holds data files ({data.relative_to(root)} …): "
+            f"the catalog is {state}, but its data path holds data files ({found} …): "
             "unitsel will not start a new warehouse over them; restore the catalog from a "
             "backup (docs/design.md, 'Backups of the catalog'), or move data/ away to start "
             "afresh", file=file)
@@ -176,8 +193,33 @@ def _read_only_copy(file: Path) -> str:
     return _read_only_copies[file]
 
 
-def data_path(root: Path) -> str:
-    return f"{Path(root) / DATA_DIR}/"
+def data_path(root: Path, given: str | None = None) -> str:
+    """Where `root`'s data files live (ending in '/'): `given`, else `$UNITSEL_DATA`, else what
+    the root recorded, else its own data/ folder (`unitsel.storage.data_path`)."""
+    chosen = given or os.environ.get("UNITSEL_DATA")
+    return storage.data_path(chosen) if chosen else recorded_data_path(root)
+
+
+def recorded_data_path(root: Path) -> str:
+    """The data path `root` recorded, else its own data/ folder."""
+    pointer = Path(root) / DATA_POINTER
+    return pointer.read_text().strip() if pointer.is_file() else f"{Path(root) / DATA_DIR}/"
+
+
+def _checked_data_path(root: Path, given: str | None) -> str:
+    """The data path of `root` with `given` (`data_path`); one that is not the path the root
+    recorded is refused (its files are elsewhere), and a bucket must be usable before any
+    work (`storage.check_bucket`, once per process)."""
+    chosen = data_path(root, given)
+    recorded = recorded_data_path(root)
+    if chosen != recorded and any((Path(root) / name).exists() for name in (
+            DATA_POINTER, SQLITE_CATALOG, CATALOG_POINTER)):
+        raise InputError(f"this warehouse's data path is {recorded!r}, not {chosen!r}",
+                         column="--data")
+    if (chosen, *storage.identity()) not in _usable_buckets:
+        storage.check_bucket(chosen)
+        _usable_buckets.add((chosen, *storage.identity()))
+    return chosen
 
 
 def attach_sql(root: Path, catalog_path: str, *, snapshot: int | None = None) -> str:
@@ -206,6 +248,7 @@ def attach(root: Path, catalog_path: str | None = None, *,
         return _instances[key].cursor()
     con = duckdb.connect()
     con.execute(load_sql())
+    con.execute(s3_sql())
     con.execute(attach_sql(root, catalog_path, snapshot=snapshot))
     if snapshot is not None:
         return con
@@ -213,11 +256,16 @@ def attach(root: Path, catalog_path: str | None = None, *,
     return con.cursor()
 
 
-def create_catalog(root: Path, catalog_path: str) -> None:
-    """Make the root and, for a new SQLite catalog, the file in WAL mode: readers then never
-    block a writer's commit (DuckLake would create it in rollback-journal mode)."""
+def create_catalog(root: Path, catalog_path: str, data: str) -> None:
+    """Make the root (recording a data path other than its data/ folder) and, for a new
+    SQLite catalog, the file in WAL mode: readers then never block a writer's commit
+    (DuckLake would create it in rollback-journal mode)."""
     root = Path(root)
-    (root / DATA_DIR).mkdir(parents=True, exist_ok=True)
+    root.mkdir(parents=True, exist_ok=True)
+    if data != recorded_data_path(root):
+        (root / DATA_POINTER).write_text(data + "\n")
+    if not storage.is_remote(data):
+        Path(data).mkdir(parents=True, exist_ok=True)
     if catalog_path.startswith("sqlite:"):
         with sqlite3.connect(catalog_path.removeprefix("sqlite:")) as db:
             db.execute("PRAGMA journal_mode=WAL")
@@ -225,14 +273,12 @@ def create_catalog(root: Path, catalog_path: str) -> None:
         (root / CATALOG_POINTER).write_text(without_secrets(catalog_path) + "\n")
 
 
-def partition_dir(root: Path, t: Table, values: Mapping[str, str]) -> Path:
-    """The folder of one partition's data files, as DuckLake lays its own out:
-    `<root>/data/main/<table>/<key>=<percent-encoded value>/…`. Only for people browsing the
-    files: the catalog, not the path, says which partition a file belongs to."""
-    path = Path(root) / DATA_DIR / "main" / t.name
-    for key in t.partition_by:
-        path /= f"{key}={quote(values[key], safe='')}"
-    return path
+def partition_dir(data: str, t: Table, values: Mapping[str, str]) -> str:
+    """The folder of one partition's data files under the data path `data`, as DuckLake lays
+    its own out: `<data>/main/<table>/<key>=<percent-encoded value>/…`. Only for people
+    browsing the files: the catalog, not the path, says which partition a file belongs to."""
+    return storage.join(data, "main", t.name,
+                        *(f"{key}={quote(values[key], safe='')}" for key in t.partition_by))
 
 
 def register_files(con: duckdb.DuckDBPyConnection, t: Table, paths: Sequence[str]) -> None:
@@ -246,20 +292,21 @@ def column_ddl(t: Table) -> str:
     return ", ".join(f"{c.name} {c.duckdb_type}" for c in t.columns)
 
 
-def init(root: Path, catalog_given: str | None = None, *, create: bool = False) -> str:
+def init(root: Path, catalog_given: str | None = None, *, create: bool = False,
+         data: str | None = None) -> str:
     """Check the warehouse and add every registry table it lacks (`_init`), with a full or
     failing disk named as such."""
     import duckdb
 
     try:
-        return _init(root, catalog_given, create=create)
+        return _init(root, catalog_given, create=create, data=data)
     except (sqlite3.Error, duckdb.Error) as error:
         if _is_storage_fault(error):
             raise storage_fault(Path(root).resolve(), error) from None
         raise
 
 
-def _init(root: Path, catalog_given: str | None, *, create: bool) -> str:
+def _init(root: Path, catalog_given: str | None, *, create: bool, data: str | None) -> str:
     """Check the warehouse and add every registry table it lacks (and columns a table lacks,
     for warehouses made by an older unitsel); returns the catalog path. Only with `create`
     (writers) may it make a new warehouse. Idempotent and safe to run from several processes
@@ -268,7 +315,9 @@ def _init(root: Path, catalog_given: str | None, *, create: bool) -> str:
     if "\\" in str(root):  # DuckDB's file system reads a backslash as a path separator
         raise InputError("a warehouse root may not contain a backslash", file=root)
     catalog_path = catalog(root, catalog_given)
-    _refuse_unusable(root, catalog_path, create)  # each time: a file can go while we run
+    data_given = _checked_data_path(root, data)
+    # Each time: a file can go while we run.
+    _refuse_unusable(root, catalog_path, data_given, create)
     if create:
         refuse_read_only(root)
     elif catalog_path.startswith("sqlite:") and not os.access(root, os.W_OK):
@@ -278,7 +327,7 @@ def _init(root: Path, catalog_given: str | None, *, create: bool) -> str:
         return catalog_path
     _refuse_old_layout(root)
     if create:
-        create_catalog(root, catalog_path)
+        create_catalog(root, catalog_path, data_given)
 
     def existing_columns(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
         existing: dict[str, list[str]] = {}
@@ -391,7 +440,7 @@ def data_files(con: duckdb.DuckDBPyConnection, root: Path,
         WHERE tb.table_name = '{t.name}' AND tb.end_snapshot IS NULL
           AND s.end_snapshot IS NULL AND f.end_snapshot IS NULL
         GROUP BY v.data_file_id ORDER BY ALL""").fetchall()
-    return [(tuple(key), str(Path(data_path(root)) / path), int(n), int(footer))
+    return [(tuple(key), storage.join(data_path(root), path), int(n), int(footer))
             for *key, path, n, footer in rows]
 
 
@@ -454,21 +503,23 @@ def _stand_ins(t: Table, key: Sequence[str],
     import pyarrow.parquet as pq
 
     values = dict(zip(t.partition_by, key, strict=True))
-    made: list[Path] = []
+    made: list[str] = []
     try:
         for path, rows, footer in files:
-            if Path(path).exists():
+            if storage.exists(path):
                 continue
             data = pl.select(pl.repeat(values.get(c.name), rows, dtype=c.dtype).alias(c.name)
                              for c in t.columns).to_arrow()
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            made.append(Path(path))
+            storage.prepare(path)
+            made.append(path)
+            fs, inner = storage.filesystem(path)
             padding = written = 0
             for _ in range(4):  # the padding's own length field may grow by a byte or two
-                with pq.ParquetWriter(path, data.schema, store_schema=False) as writer:
+                with pq.ParquetWriter(inner, data.schema, store_schema=False,
+                                      filesystem=fs) as writer:
                     writer.write_table(data)
                     writer.add_key_value_metadata({"unitsel-stand-in": " " * padding})
-                written = pq.read_metadata(path).serialized_size
+                written = pq.read_metadata(inner, filesystem=fs).serialized_size
                 padding += footer - written
                 if written == footer or padding < 0:
                     break
@@ -478,7 +529,7 @@ def _stand_ins(t: Table, key: Sequence[str],
         yield
     finally:
         for stand_in in made:
-            stand_in.unlink(missing_ok=True)
+            storage.remove(stand_in)
 
 
 def remove_new_root(root: Path, catalog_path: str | None) -> None:
@@ -498,7 +549,7 @@ def remove_new_root(root: Path, catalog_path: str | None) -> None:
             con.close()
         if files is None or files[0] > 0:
             return
-    elif any((Path(root) / DATA_DIR).rglob("*.parquet")):
+    elif storage.parquet_files(data_path(root)):
         return
     if catalog_path is not None:
         instance = _instances.pop((str(Path(root)), catalog_path), None)

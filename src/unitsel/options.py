@@ -31,6 +31,7 @@ class Settings:
     kept on click's context for the command that runs."""
 
     catalog: str | None = None
+    data: str | None = None
     scheduler: str | None = None
     debug: bool = False
 
@@ -40,10 +41,10 @@ def settings() -> Settings:
 
 
 def job(root: Path, **options: Any) -> Transaction:
-    """The job handle of the running command: its root with the catalog and scheduler the
-    command line gave."""
+    """The job handle of the running command: its root with the catalog, data path and
+    scheduler the command line gave."""
     given = settings()
-    return Transaction(root, catalog=given.catalog, scheduler=given.scheduler,
+    return Transaction(root, catalog=given.catalog, data=given.data, scheduler=given.scheduler,
                        name=click.get_current_context().command_path, **options)
 
 

@@ -51,10 +51,15 @@ def _expand(path: Path, home: Path) -> str:
     return "\n".join(lines)
 
 
+def sql_file(name: str) -> str:
+    """The text of `sql/<name>`, `.read` lines expanded."""
+    home = sql_home()
+    return _expand(home / "sql" / name, home)
+
+
 def init_script() -> str:
     """The full text `duckdb -init sql/init.sql` runs, `.read` lines expanded."""
-    home = sql_home()
-    return _expand(home / "sql" / "init.sql", home)
+    return sql_file("init.sql")
 
 
 def _view(t: Table) -> str:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
-from unitsel import compute, lake
+from unitsel import compute, lake, storage
 from unitsel.schema import ACTIVATIONS, PREDICTIONS, STIMULI, SUMMARY_BUILDS, TABLES, Table
 from unitsel.sqlfiles import sql_string
 
@@ -61,8 +61,9 @@ class Build:
     partitions to rebuild whatever the job writes, and the summary files earlier attempts of
     the same commit wrote (a retried commit runs only what changed)."""
 
-    def __init__(self, root: Path, k: int = TOP_K) -> None:
+    def __init__(self, root: Path, data: str, k: int = TOP_K) -> None:
         self.root = root
+        self.data = data
         self.k = k
         self.rebuild: list[Partition] = []
         self.files: dict[FileKey, list[tuple[str, str]]] = {}
@@ -115,7 +116,7 @@ class Build:
                         if (part["model_id"], part["stimulus_set"]) == run
                         and key not in self.files and (key[0] in self.held) == held]
                 for batch, rows in _batches(todo):
-                    tasks.append((str(self.root), [(part, key[0]) for part, key in batch],
+                    tasks.append((self.data, [(part, key[0]) for part, key in batch],
                                   frame, self.k, run_on.threads,
                                   {key[0]: self.held[key[0]] for _, key in batch} if held
                                   else {}))
@@ -144,7 +145,7 @@ class Build:
         for key, outputs in self.files.items():
             if not committed or key not in self.used:
                 for _, output in outputs:
-                    Path(output).unlink(missing_ok=True)
+                    storage.remove(output)
 
 
 def stale(con: duckdb.DuckDBPyConnection, root: Path, *, rebuild: bool = False
@@ -179,7 +180,8 @@ def _batches(files: list[tuple[Partition, FileKey]]
     batches: list[tuple[list[tuple[Partition, FileKey]], int]] = []
     limit = rows = lake.DATA_FILE_ROWS
     for item in files:
-        file_rows = pq.read_metadata(item[1][0]).num_rows
+        fs, inner = storage.filesystem(item[1][0])
+        file_rows = pq.read_metadata(inner, filesystem=fs).num_rows
         if rows + file_rows > limit:
             batches.append(([], 0))
             rows = 0
@@ -193,17 +195,18 @@ def _digest(labels: pl.DataFrame) -> str:
     return hashlib.sha256(labels.write_ipc(None).getvalue()).hexdigest()
 
 
-def summarise_files(root: str, files: list[tuple[Partition, str]], labels: pl.DataFrame,
+def summarise_files(data: str, files: list[tuple[Partition, str]], labels: pl.DataFrame,
                     k: int, threads: int | None = None,
                     held: Mapping[str, list[Held]] | None = None
                     ) -> list[list[tuple[str, str]]]:
     """Summarise activations data files (each some units of a partition, all their stimuli)
     of one model and stimulus set, given their labels (stimulus, label, is_correct), with one
     sort per unit (`unitsel.kernel`), and write each summary table's rows of each file's units
-    to a data file in the file's partition; memory is bounded by the files (about 40 bytes a
-    row). Returns, per file, its (table, summary file) pairs. Runs in any process that sees
-    `root` (a Dask worker), its units on `threads` threads (default every core); the rows of
-    a file in `held` are taken from there instead of the file."""
+    to a data file in the file's partition under the data path `data`; memory is bounded by
+    the files (about 40 bytes a row). Returns, per file, its (table, summary file) pairs. Runs
+    in any process that reaches the data path (a Dask worker: a shared folder, or the bucket
+    with the AWS_* variables), its units on `threads` threads (default every core); the rows
+    of a file in `held` are taken from there instead of the file."""
     from unitsel.kernel import summarise
 
     # Stimuli of the set, numbered in stimulus order: the kernel's ties then follow stimuli.
@@ -246,17 +249,17 @@ def summarise_files(root: str, files: list[tuple[Partition, str]], labels: pl.Da
                          *found["unit_top"][4:])
     for name, arrays in found.items():
         t = TABLES[name]
-        data = dict(zip([c.name for c in t.columns if c.name not in _KEYS], arrays,
+        out = dict(zip([c.name for c in t.columns if c.name not in _KEYS], arrays,
                         strict=True))
         # The kernel's rows come in unit order: each file's units are one slice.
-        bounds = np.searchsorted(data["unit"], [[first, first + count] for _, first, _, count
+        bounds = np.searchsorted(out["unit"], [[first, first + count] for _, first, _, count
                                                 in spans])
         for (i, first, low, _), (begin, end) in zip(spans, bounds, strict=True):
             if begin == end:
                 continue
-            rows = {c: v[begin:end] for c, v in data.items()}
+            rows = {c: v[begin:end] for c, v in out.items()}
             rows["unit"] = (rows["unit"] - first + low).astype(np.int32)
-            output = _write_summary(Path(root), t, files[i][0], rows, names)
+            output = _write_summary(data, t, files[i][0], rows, names)
             outputs[i].append((name, output))
     return outputs
 
@@ -267,7 +270,8 @@ def _rows(path: str, held: list[Held] | None) -> tuple[np.ndarray, np.ndarray, n
     import pyarrow.parquet as pq
 
     if held is None:
-        table = pq.read_table(path, columns=["unit", "stimulus", "activation"])
+        fs, inner = storage.filesystem(path)
+        table = pq.read_table(inner, columns=["unit", "stimulus", "activation"], filesystem=fs)
         return tuple(table[c].to_numpy() for c in ("unit", "stimulus", "activation"))
     return (np.concatenate([np.tile(np.arange(first, first + m.shape[1], dtype=np.int32),
                                     m.shape[0]) for _, first, m in held]),
@@ -291,7 +295,7 @@ def _positions(stimuli: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return np.where(hit, position, -1).astype(np.int32)
 
 
-def _write_summary(root: Path, t: Table, part: Partition, rows: dict[str, np.ndarray],
+def _write_summary(data: str, t: Table, part: Partition, rows: dict[str, np.ndarray],
                    names: list[str]) -> str:
     """One summary data file of `t` in `part`'s folder: the partition keys as constant
     dictionary columns, subset and label columns as dictionaries of their names (the
@@ -316,9 +320,10 @@ def _write_summary(root: Path, t: Table, part: Partition, rows: dict[str, np.nda
             column = pa.array(values, mask=np.isnan(values) if c.nullable else None).cast(
                 pl.Series(dtype=c.dtype).to_arrow().type)
         columns.append(column)
-    folder = lake.partition_dir(root, t, part)
-    folder.mkdir(parents=True, exist_ok=True)
-    output = folder / f"unitsel-{uuid.uuid4().hex}.parquet"
-    pq.write_table(pa.table(columns, names=[c.name for c in t.columns]), output,
+    output = storage.join(lake.partition_dir(data, t, part),
+                          f"unitsel-{uuid.uuid4().hex}.parquet")
+    storage.prepare(output)
+    fs, inner = storage.filesystem(output)
+    pq.write_table(pa.table(columns, names=[c.name for c in t.columns]), inner, filesystem=fs,
                    store_schema=False)  # no Arrow schema: readers see plain strings
-    return str(output)
+    return output

@@ -23,7 +23,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from unitsel import compute, lake, names, summaries
+from unitsel import compute, lake, names, storage, summaries
 from unitsel.errors import FaultError, InputError
 from unitsel.schema import ACTIVATIONS, TABLES, Table, table
 
@@ -130,7 +130,7 @@ class _StagedFile:
     holds every column, the partition keys as constant dictionary columns (DuckLake reads a
     file's partition values from them), and is registered in the catalog only at commit."""
 
-    def __init__(self, path: Path, t: Table, values: Mapping[str, str],
+    def __init__(self, path: str, t: Table, values: Mapping[str, str],
                  encoders: _Encoders) -> None:
         self.path = path
         self.t = t
@@ -158,12 +158,13 @@ class _StagedFile:
         # Dictionaries only for strings: numbers (activations above all) gain nothing from
         # them and cost a third of the write time.
         strings = [c.name for c in self.t.columns if c.dtype == pl.String()]
+        fs, inner = storage.filesystem(self.path)
         for attempt in range(2):  # a failed job beside may remove the empty folder meanwhile
             if self.writer is not None:
                 break
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            storage.prepare(self.path)
             try:
-                self.writer = pq.ParquetWriter(self.path, self.schema,
+                self.writer = pq.ParquetWriter(inner, self.schema, filesystem=fs,
                                                use_dictionary=strings, store_schema=False)
             except FileNotFoundError:
                 if attempt:
@@ -204,10 +205,14 @@ def _matching(partitions: Mapping[tuple[str, ...], object], t: Table,
             if all(key[index[k]] == v for k, v in values.items())]
 
 
-def _remove_empty_folders(folder: Path, top: Path) -> None:
-    """Remove `folder` and its parents below `top` while they are empty: a failed job leaves
-    no partition folder of its own behind."""
-    while folder != top and top in folder.parents:
+def _remove(path: str, top: str) -> None:
+    """Delete a staged file and, on disk, its folder and their parents below `top` while
+    they are empty: a failed job leaves no partition folder of its own behind."""
+    storage.remove(path)
+    if storage.is_remote(path):
+        return  # a bucket has no folders
+    folder, top_folder = Path(path).parent, Path(top)
+    while folder != top_folder and top_folder in folder.parents:
         try:
             folder.rmdir()
         except OSError:  # not empty (another job's files), or already gone
@@ -235,28 +240,31 @@ class Transaction:
     Use as a context manager: an exception inside the block discards everything staged, so a
     job that fails on bad input writes nothing. Every partition written replaces the rows the
     partition had. `snapshot` is the snapshot the job reads (default: the newest when the
-    transaction starts); result tables record it in their `snapshot_id` column. `scheduler`
+    transaction starts); result tables record it in their `snapshot_id` column. `data` is
+    the data path of a new warehouse (`unitsel.lake.data_path`). `scheduler`
     is a Dask scheduler's address for the per-file work (`unitsel.compute`); `name` what
     the commit message calls the job (default: the program's name); a job that only reads
     is opened with `create=False`, so a mistyped root is refused instead of made.
     """
 
     def __init__(self, root: Path | str = DEFAULT_ROOT, *, catalog: str | None = None,
-                 snapshot: int | None = None, scheduler: str | None = None,
+                 data: str | None = None, snapshot: int | None = None,
+                 scheduler: str | None = None,
                  progress: bool = True, name: str | None = None, create: bool = True) -> None:
         self.root = Path(root).resolve()
         # What the commit message calls the job: never its options, which may hold secrets.
         self.name = name or Path(sys.argv[0]).name
         if scheduler:  # before any work: a scheduler that does not answer fails fast
             compute.check_scheduler(scheduler)
-        # A job that fails on bad input leaves no trace: not even a new root's empty lake.
         self._new_root = not self.root.exists()
+        # A job that fails on bad input leaves no trace: not even a new root's empty lake.
         try:
-            self.catalog = lake.init(self.root, catalog, create=create)
+            self.catalog = lake.init(self.root, catalog, create=create, data=data)
         except BaseException:  # a catalog that cannot be opened: no root bound to it
             if self._new_root:
                 lake.remove_new_root(self.root, None)
             raise
+        self.data = lake.data_path(self.root)
         self.scheduler = scheduler
         self.progress = progress
         self.snapshot = (lake.current_snapshot(self.root, self.catalog) if snapshot is None
@@ -267,7 +275,7 @@ class Transaction:
         self._unheld: set[str] = set()
         self._drops: list[tuple[Table, dict[str, str]]] = []
         self.rows_written: dict[str, int] = {}
-        self._summaries = summaries.Build(self.root)
+        self._summaries = summaries.Build(self.root, self.data)
         self._committed = False
 
     def __enter__(self) -> Transaction:
@@ -283,14 +291,27 @@ class Transaction:
             self._encoders.close()
             for staged in self._files.values():
                 if exc_type is not None or not self._committed:
-                    staged.path.unlink(missing_ok=True)
-                    _remove_empty_folders(staged.path.parent, self.root / lake.DATA_DIR)
+                    _remove(staged.path, self.data)
             if not self._committed and self._new_root:
                 lake.remove_new_root(self.root, self.catalog)
 
     def scan(self, t: Table | str) -> pl.LazyFrame:
         """`t` as the job reads it: at its snapshot."""
         return scan(t, self.root, snapshot=self.snapshot, catalog=self.catalog)
+
+    def files(self, t: Table | str) -> list[str]:
+        """The data files of `t` at the job's snapshot: what a task on a Dask worker reads
+        (`scan_files`) without the catalog."""
+        t = _as_table(t)
+        con = lake.attach(self.root, self.catalog)
+        try:
+            files = _listed(con, t, self.snapshot)
+        finally:
+            con.close()
+        if any(delete is not None for _, delete in files):
+            raise FaultError(f"{t.name} has rows deleted from inside its data files (not by "
+                             "unitsel): write the table again before running this on workers")
+        return [f for f, _ in files]
 
     def read_partition(self, t: Table | str, values: Mapping[str, str]) -> pl.DataFrame | None:
         """The rows of one partition at the job's snapshot (data columns), or None if it
@@ -394,14 +415,14 @@ class Transaction:
         ident = (t.name, tuple(values[k] for k in t.partition_by), block)
         staged = self._files.get(ident)
         if staged is None:
-            folder = lake.partition_dir(self.root, t, values)
-            staged = _StagedFile(folder / f"unitsel-{uuid.uuid4().hex}.parquet", t, values,
-                                 self._encoders)
+            folder = lake.partition_dir(self.data, t, values)
+            staged = _StagedFile(storage.join(folder, f"unitsel-{uuid.uuid4().hex}.parquet"),
+                                 t, values, self._encoders)
             self._files[ident] = staged
         staged.add(frame.to_arrow())
         self.rows_written[t.name] = self.rows_written.get(t.name, 0) + frame.height
         if t == ACTIVATIONS:
-            self._hold(str(staged.path), held)
+            self._hold(staged.path, held)
 
     def _commit(self) -> None:
         if not self._files and not self._summaries.rebuild and not self._drops:
@@ -411,7 +432,7 @@ class Transaction:
             staged.close()
         by_table: dict[str, list[tuple[dict[str, str], str]]] = {}
         for staged in self._files.values():
-            by_table.setdefault(staged.t.name, []).append((staged.values, str(staged.path)))
+            by_table.setdefault(staged.t.name, []).append((staged.values, staged.path))
 
         def work(con: duckdb.DuckDBPyConnection) -> None:
             for t, values in self._drops:
@@ -453,9 +474,11 @@ def write(frame: pl.DataFrame, t: Table | str, root: Path | str = DEFAULT_ROOT) 
         tx.write(frame, t)
 
 
-def init(root: Path | str = DEFAULT_ROOT, catalog: str | None = None) -> Path:
-    """Create the warehouse (its lake and every table) if needed; returns the root."""
-    lake.init(Path(root).resolve(), catalog, create=True)
+def init(root: Path | str = DEFAULT_ROOT, catalog: str | None = None,
+         data: str | None = None) -> Path:
+    """Create the warehouse (its lake and every table, its data files under `data`) if
+    needed; returns the root."""
+    lake.init(Path(root).resolve(), catalog, create=True, data=data)
     return Path(root)
 
 
@@ -468,10 +491,7 @@ def scan(t: Table | str, root: Path | str = DEFAULT_ROOT, *, snapshot: int | Non
     catalog_path = lake.init(root, catalog)
     con = lake.attach(root, catalog_path)
     try:
-        files = con.sql(
-            f"SELECT data_file, delete_file FROM ducklake_list_files('{lake.ALIAS}', ?"
-            + ("" if snapshot is None else ", snapshot_version => ?") + ")",
-            params=[t.name] if snapshot is None else [t.name, snapshot]).fetchall()
+        files = _listed(con, t, snapshot)
         if any(delete is not None for _, delete in files):
             # Rows deleted from inside a file (never by unitsel's own writes): let DuckDB
             # apply the deletes.
@@ -480,16 +500,32 @@ def scan(t: Table | str, root: Path | str = DEFAULT_ROOT, *, snapshot: int | Non
                 [pl.col(c.name).cast(c.dtype) for c in t.columns])
     finally:
         con.close()
+    return scan_files(t, [f for f, _ in files])
+
+
+def _listed(con: duckdb.DuckDBPyConnection, t: Table, snapshot: int | None
+            ) -> list[tuple[str, str | None]]:
+    """(data file, delete file or None) of `t` at `snapshot` (default the newest)."""
+    return [(str(data), delete) for data, delete in con.sql(
+        f"SELECT data_file, delete_file FROM ducklake_list_files('{lake.ALIAS}', ?"
+        + ("" if snapshot is None else ", snapshot_version => ?") + ")",
+        params=[t.name] if snapshot is None else [t.name, snapshot]).fetchall()]
+
+
+def scan_files(t: Table | str, files: list[str]) -> pl.LazyFrame:
+    """A Polars LazyFrame over data files of `t` (on disk or in a bucket): what a Dask
+    worker reads, given the files by its job, with no access to the catalog."""
+    t = _as_table(t)
     if not files:
         return pl.LazyFrame(schema=t.polars_schema)
-    for path, _ in files:
-        if not Path(path).is_file():
-            raise FaultError(f"{t.name}: data file {path} ({lake.partition_of(path)}) is "
-                             "missing: `unitsel check` lists every damage; `unitsel drop` the "
-                             "partition, or ingest it again, to repair it")
+    for path in storage.missing(files)[:1]:
+        raise FaultError(f"{t.name}: data file {path} ({lake.partition_of(path)}) is "
+                         "missing: `unitsel check` lists every damage; `unitsel drop` the "
+                         "partition, or ingest it again, to repair it")
     return pl.scan_parquet(
-        [f for f, _ in files], glob=False, hive_partitioning=False,
-        schema=t.polars_schema, missing_columns="insert", extra_columns="ignore",
+        files, glob=False, hive_partitioning=False, schema=t.polars_schema,
+        missing_columns="insert", extra_columns="ignore",
+        storage_options=storage.polars_options(files[0]),
     ).select([pl.col(c.name).cast(c.dtype) for c in t.columns])
 
 
@@ -510,6 +546,8 @@ def connect(root: Path | str = DEFAULT_ROOT, *, snapshot: int | None = None,
     con = duckdb.connect()
     con.execute("SET VARIABLE wh_root = ?", [str(root)])
     con.execute("SET VARIABLE wh_catalog = ?", [catalog_path])
+    con.execute("SET VARIABLE wh_data = ?", [lake.data_path(root)])
+    con.execute("SET VARIABLE wh_s3_endpoint = ?", [storage.endpoint()])
     if snapshot is not None:
         con.execute(lake.load_sql())
         con.execute(lake.attach_sql(root, catalog_path, snapshot=snapshot))

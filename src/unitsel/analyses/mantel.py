@@ -24,7 +24,7 @@ from unitsel.analyses.distances import square
 from unitsel.analyses.semantics import concept_set_frame
 from unitsel.errors import InputError
 from unitsel.schema import MANTEL_RESULTS, SEMANTIC_DISTANCES, UNIT_DISTANCES
-from unitsel.warehouse import Transaction, scan
+from unitsel.warehouse import Transaction, scan_files
 
 METHODS = ("pearson", "spearman")
 ALTERNATIVES = ("two-sided", "greater", "less")
@@ -66,14 +66,15 @@ def baseline_matrices(tx: Transaction, concept_set: str, conversion: str,
 
 
 def _test_partition(semantic: dict[str, np.ndarray], concept_set: str, method: str,
-                    permutations: int, alternative: str, seed: int, root: str, snapshot: int,
-                    catalog: str, key: dict[str, str]
+                    permutations: int, alternative: str, seed: int, files: list[str],
+                    key: dict[str, str]
                     ) -> dict[str, dict[str, float | int | None]]:
     """Every baseline's test of one `unit_distances` partition, which the task reads itself
-    (on a Dask worker: the partition never travels through the scheduler)."""
+    from the table's data `files` (on a Dask worker: the partition never travels through the
+    scheduler, and the worker needs no catalog)."""
     n = next(iter(semantic.values())).shape[0]
     # Only the numeric columns: the partition keys would be materialised per row.
-    part = (scan(UNIT_DISTANCES, root, snapshot=snapshot, catalog=catalog).filter(**key)
+    part = (scan_files(UNIT_DISTANCES, files).filter(**key)
             .select("unit_a", "unit_b", "distance").collect())
     if part.height != n * (n - 1) // 2:
         raise InputError(f"{key['model_id']} {key['layer']} ({key['measure']}) has "
@@ -116,12 +117,12 @@ def run_mantel(tx: Transaction, concept_set: str, model_ids: tuple[str, ...], la
         raise InputError(f"no unit distances of {list(model_ids)} {layer} {pool}"
                          f"{' for ' + str(list(measures)) if measures else ''}; compute them "
                          "with `unitsel analyse distances`")
-    tasks = [(str(tx.root), tx.snapshot, tx.catalog, key)
-             for key in partitions.iter_rows(named=True)]
+    tasks = [(key,) for key in partitions.iter_rows(named=True)]
     with tx.runner(workers=workers) as run:
         outcomes = run.map(_test_partition, tasks, desc="Mantel", unit="partition",
                            progress=tx.progress, shared=(semantic, concept_set, method,
-                                                      permutations, alternative, seed))
+                                                      permutations, alternative, seed,
+                                                      tx.files(UNIT_DISTANCES)))
     rows = [key | {"baseline": baseline} | outcome
             for (*_, key), tested in zip(tasks, outcomes, strict=True)
             for baseline, outcome in tested.items()]
