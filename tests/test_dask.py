@@ -30,14 +30,16 @@ DASK = str(Path(sys.executable).with_name("dask"))
 SUMMARIES = ("class_stats", "unit_top", "unit_summaries")
 
 
-def worker(address: str, name: str, *options: str) -> subprocess.Popen[bytes]:
+def worker(address: str, name: str, folder: Path, *options: str) -> subprocess.Popen[bytes]:
     """A single-threaded `dask worker` process for the scheduler at `address` (with more
-    `options`, e.g. "--no-nanny": one process to kill). It imports this repository's `tests`
-    too, so a test's own module-level functions can be tasks."""
+    `options`, e.g. "--no-nanny": one process to kill), started in an empty `folder` of its
+    own. It imports this repository's `tests` too, so a test's own module-level functions can
+    be tasks."""
     path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    folder.mkdir()
     return subprocess.Popen(
         [DASK, "worker", address, "--nworkers", "1", "--nthreads", "1", "--name", name,
-         "--no-dashboard", *options], env={**os.environ, "PYTHONPATH": path},
+         "--no-dashboard", *options], env={**os.environ, "PYTHONPATH": path}, cwd=folder,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -56,7 +58,8 @@ def cluster(folder: Path, workers: int, *options: str
                 break
             time.sleep(0.5)
         address = json.loads(file.read_text())["address"]
-        processes += [worker(address, f"worker-{i}", *options) for i in range(workers)]
+        processes += [worker(address, f"worker-{i}", folder / f"worker-{i}", *options)
+                      for i in range(workers)]
         if workers:
             from distributed import Client
 

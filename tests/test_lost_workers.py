@@ -158,7 +158,8 @@ def test_a_replaced_worker_is_retried(tmp_path: Path, monkeypatch: pytest.Monkey
         def replace() -> None:
             workers[0].kill()
             workers[0].wait()
-            replacement.append(worker(address, "replacement", "--no-nanny"))
+            replacement.append(worker(address, "replacement", tmp_path / "replacement",
+                                      "--no-nanny"))
 
         threading.Timer(1.0, replace).start()
         try:

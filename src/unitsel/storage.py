@@ -34,18 +34,25 @@ def is_remote(path: str) -> bool:
 
 
 def data_path(given: str) -> str:
-    """A data path as the lake records it, ending in '/': `s3://bucket/prefix/` or an
-    absolute local folder. Any other URL is refused."""
+    """The lake's data path in the place `given` (`s3://bucket/prefix` or a local folder),
+    as the lake records it: its `data/` folder, ending in '/', as in a root of its own.
+    Beside it, not in it, go the files the lake does not list (a stimulus set's images):
+    DuckLake's clean-up deletes whatever it does not list under its data path. Any other
+    URL is refused."""
+    return _place(given).rstrip("/") + "/data/"
+
+
+def _place(given: str) -> str:
     if is_remote(given):
         bucket = given.removeprefix(S3).split("/", 1)[0]
         if not re.fullmatch(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]", bucket):
             raise InputError(f"{given!r} names no valid bucket: a data path in a bucket is "
                              "s3://<bucket>/<prefix>", column="--data")
-        return given.rstrip("/") + "/"
+        return given
     if re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*://", given):
         raise InputError(f"{given!r} is neither a local folder nor an s3:// URL (the only "
                          "object storage unitsel reads and writes)", column="--data")
-    return str(Path(given).resolve()) + "/"
+    return str(Path(given).resolve())
 
 
 def endpoint() -> str | None:
