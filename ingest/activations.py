@@ -20,7 +20,7 @@ from ingest._staging import (
     stage_stimuli,
     summary_line,
 )
-from unitsel import Transaction
+from unitsel import Transaction, lake
 from unitsel.adapters import images
 from unitsel.adapters.labels import read_labels
 from unitsel.adapters.torch_model import (
@@ -31,7 +31,7 @@ from unitsel.adapters.torch_model import (
     weights_sha256,
 )
 from unitsel.errors import InputError
-from unitsel.options import NAME, job, root_option
+from unitsel.options import NAME, job, root_option, settings
 
 if TYPE_CHECKING:
     import torch
@@ -202,7 +202,7 @@ def activations_command(model_id: str, arch: str, weights: str | None, seed: int
     model = load_model(arch, weights, seed)
     # Thumbnails where the dashboards look, inside the warehouse (never served from
     # elsewhere), written beside the forward pass; in place only once the job committed.
-    thumbnails = root / "images" / stimulus_set
+    thumbnails = lake.images_path(root, stimulus_set, settings().data)
     with images.thumbnails_while(paths, labels["uri"].to_list(), thumbnails), job(root) as tx:
         summary = ingest_model(
             tx, model, images.batches(paths, prep, batch_size), labels,

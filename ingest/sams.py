@@ -18,6 +18,7 @@ import numpy as np
 import polars as pl
 from tqdm import tqdm
 
+from unitsel import storage
 from unitsel.adapters.feature_vis import Settings, generate
 from unitsel.adapters.torch_model import load_model
 from unitsel.analyses.distances import SYNTHETIC, mu_frame
@@ -41,7 +42,7 @@ def ingest_sams(tx: Transaction, model: nn.Module, model_id: str, layer: str, po
     count = np.zeros(n_units)
     # The PNGs move in once every signal is made, the rows with the job's commit (same names:
     # old rows point at new PNGs meanwhile); a failure before that leaves both as they were.
-    with replaced_folder(tx.root / relative) as staging:
+    with replaced_folder(storage.join(tx.place, relative.as_posix())) as staging:
         with tqdm(total=n_units * settings.n, desc=f"s-AMS {layer}", unit="signal",
                   disable=not tx.progress) as bar:
             for units, pixels, activations in generate(model, layer, pool, range(n_units),

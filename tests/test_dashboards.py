@@ -142,9 +142,12 @@ def test_images_outside_the_warehouse_are_refused(tmp_path: Path) -> None:
     (folder / "a.png").write_bytes(b"png")
     (tmp_path / "secret.txt").write_text("x")
     (folder / "link.png").symlink_to(tmp_path / "secret.txt")
-    assert image_file(tmp_path, "s", "a.png") == (folder / "a.png").resolve()
+    assert image_file(str(folder), "a.png") == str((folder / "a.png").resolve())
     for uri in ("../../secret.txt", "/etc/passwd", "link.png", "sub/../../../secret.txt"):
-        assert image_file(tmp_path, "s", uri) is None, uri
+        assert image_file(str(folder), uri) is None, uri
+    for uri in ("../../secret.txt", "/etc/passwd", "sub/../../../secret.txt"):
+        assert image_file("s3://bucket/lake/images/s", uri) is None, uri
+    assert image_file("s3://bucket/lake/images/s", "a/b.png") == "s3://bucket/lake/images/s/a/b.png"
 
 
 def test_pages_in_headless_chromium(server: str) -> None:

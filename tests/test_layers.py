@@ -25,7 +25,7 @@ from .conftest import REPO
 LAYERS: list[list[str]] = [
     ["unitsel.schema", "unitsel.errors", "unitsel.names", "unitsel.compute", "unitsel.sqlfiles",
      "unitsel.kernel",
-     "unitsel.files"],
+     "unitsel.files", "unitsel.storage"],
     ["unitsel.lake"],
     ["unitsel.summaries"],  # below the warehouse: the commit calls summaries.Build
     ["unitsel.warehouse", "unitsel"],

@@ -5,6 +5,7 @@ Every result equals the same job's on local disk."""
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from polars.testing import assert_frame_equal
 
 import unitsel
 from ingest.arrays import ingest_arrays
+from unitsel import storage
 from unitsel.integrity import check
 
 from .conftest import REPO
@@ -114,6 +116,8 @@ def test_a_cluster_sharing_only_catalog_and_bucket_equals_local_disk(
         assert frame.height > 0
         assert_frame_equal(results["bucket"][table], frame)
     assert sorted(p.name for p in roots["bucket"].iterdir()) == ["catalog.txt", "data.txt"]
+    recorded = "".join(p.read_text() for p in roots["bucket"].iterdir())
+    assert aws["AWS_SECRET_ACCESS_KEY"] not in recorded and aws["AWS_ACCESS_KEY_ID"] not in recorded
     keys = s3.keys(bucket)
     assert any(k.startswith("lake/data/main/activations/") for k in keys)
     assert any(k.startswith("lake/data/main/mantel_results/") for k in keys)
@@ -177,6 +181,7 @@ def test_the_duckdb_cli_reads_the_warehouse_through_the_bucket(
         expected = con.sql(query).fetchall()
     command = subprocess.run([UNITSEL, "sql", "--root", str(root)], capture_output=True,
                              text=True, check=True).stdout.strip()
+    assert aws["AWS_SECRET_ACCESS_KEY"] not in command  # the CLI reads the keys itself
     out = subprocess.run(f"{command} -csv -noheader -c \"{query}\"", shell=True,
                          capture_output=True, text=True, check=True).stdout
     found = [(int(u), float(c)) for u, c in (line.split(",") for line in out.splitlines())]
@@ -217,3 +222,45 @@ def test_a_bucket_that_cannot_be_used_is_one_line_and_nothing_written(
         assert secret not in result.stdout + result.stderr
     assert not root.exists()
     assert s3.keys(bucket) == []
+
+
+def test_thumbnails_live_in_the_bucket_beside_the_data_path(
+        tmp_path: Path, s3: S3Server, aws: dict[str, str]) -> None:
+    """The torch ingest's thumbnails go to <place>/images/<set>/ in the bucket (not under the
+    data path, whose clean-up would delete them), are replaced whole by a later job, and stay
+    as they were when a job fails."""
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from unitsel.cli import cli
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(4):
+        Image.fromarray(np.zeros((300, 200, 3), np.uint8)).save(images / f"{i}.png")
+    bucket = s3.new_bucket()
+    root = tmp_path / "warehouse"
+
+    def ingest(stimuli: int, layers: str) -> str:
+        (tmp_path / "labels.csv").write_text("stimulus,uri,label\n" + "".join(
+            f"{i},{i}.png,{'a' if i < 2 else 'b'}\n" for i in range(stimuli)))
+        return CliRunner().invoke(cli, [
+            "--data", f"s3://{bucket}/lake", "ingest", "activations", "--model-id", "r18",
+            "--arch", "resnet18", "--stimulus-set", "noise", "--images", str(images),
+            "--labels", str(tmp_path / "labels.csv"), "--layers", layers, "--image-size",
+            "32", "--resize", "32", "--root", str(root), "--replace-stimuli"]).output
+
+    def thumbnails() -> list[str]:
+        return [k for k in s3.keys(bucket) if k.startswith("lake/images/")]
+
+    assert "thumbnails in s3://" in ingest(4, "fc")
+    assert thumbnails() == [f"lake/images/noise/{i}.png" for i in range(4)]
+    shown = storage.read_bytes(f"s3://{bucket}/lake/images/noise/0.png")
+    with Image.open(io.BytesIO(shown)) as thumbnail:
+        assert thumbnail.size == (85, 128)
+    ingest(3, "fc")
+    assert thumbnails() == [f"lake/images/noise/{i}.png" for i in range(3)]
+    assert "fc9" in ingest(2, "fc9")  # fails once the model runs: the thumbnails stay
+    assert thumbnails() == [f"lake/images/noise/{i}.png" for i in range(3)]
+    assert unitsel.lake.clean(root, orphan_age_hours=0)["orphaned_files"] == 0
+    assert len(thumbnails()) == 3

@@ -8,6 +8,7 @@ import polars as pl
 import streamlit as st
 from ui import choose, empty, query, root
 
+from unitsel import lake, storage
 from unitsel.adapters.labels import image_file
 
 
@@ -82,10 +83,12 @@ def _top_stimuli(model: str, stimulus_set: str, layer: str, pool: str, unit: int
                 "AND t.rank <= 12 ORDER BY t.rank", [model, stimulus_set, layer, pool, unit])
     st.subheader("Top stimuli")
     # Only files inside the warehouse's image folder (a uri of '../' or an absolute path,
-    # stored before the rule or by hand, is refused and logged).
-    images = [image_file(root(), stimulus_set, uri) for uri in top["uri"].drop_nulls()]
-    if images and all(p is not None and p.is_file() for p in images):
-        st.image([str(p) for p in images], width=72,
+    # stored before the rule or by hand, is refused and logged), on disk or in its bucket.
+    folder = lake.images_path(root(), stimulus_set)
+    images = [image_file(folder, uri) for uri in top["uri"].drop_nulls()]
+    found = [p for p in images if p is not None]
+    if images and len(found) == len(images) and not storage.missing(found):
+        st.image([storage.read_bytes(p) for p in found], width=72,
                  caption=[f"{label} {a:.2f}" for label, a in top.select("label", "activation")
                           .rows()])
     else:

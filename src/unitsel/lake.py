@@ -206,6 +206,20 @@ def recorded_data_path(root: Path) -> str:
     return pointer.read_text().strip() if pointer.is_file() else f"{Path(root) / DATA_DIR}/"
 
 
+def place(root: Path, data: str | None = None) -> str:
+    """The folder or bucket prefix that holds the data path (`data_path`): the root itself for
+    its own data/. The files the lake does not list live there, beside the data path rather
+    than in it, where DuckLake's clean-up would delete them: images (`images_path`, the
+    s-AMS PNGs under images/sams/)."""
+    return data_path(root, data).rstrip("/").rsplit("/", 1)[0]
+
+
+def images_path(root: Path, stimulus_set: str, data: str | None = None) -> str:
+    """Where a stimulus set's images live (the torch ingest's thumbnails, what the dashboards
+    and study panels show): `<place>/images/<set>`."""
+    return storage.join(place(root, data), "images", stimulus_set)
+
+
 def _checked_data_path(root: Path, given: str | None) -> str:
     """The data path of `root` with `given` (`data_path`); one that is not the path the root
     recorded is refused (its files are elsewhere), and a bucket must be usable before any

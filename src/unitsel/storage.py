@@ -15,7 +15,7 @@ import functools
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from unitsel.errors import InputError
 
@@ -112,12 +112,36 @@ def exists(path: str) -> bool:
     return bool(fs.get_file_info(inner).type == pafs.FileType.File)
 
 
+def read_bytes(path: str) -> bytes:
+    fs, inner = filesystem(path)
+    with fs.open_input_stream(inner) as stream:
+        return bytes(stream.read())
+
+
+@functools.cache
+def _deleter(identity: tuple[str | None, ...]) -> Any:
+    """boto3's S3 client, for deletes only: pyarrow's leaves an empty "folder" object behind
+    each deleted file (apache/arrow#36275), and a bucket has no folders to keep."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client("s3", endpoint_url=identity[0], config=Config(
+        connect_timeout=CONNECT_TIMEOUT, read_timeout=REQUEST_TIMEOUT,
+        retries={"max_attempts": 3}))
+
+
+def _delete_objects(bucket: str, keys: list[str]) -> None:
+    client = _deleter(identity())
+    for start in range(0, len(keys), 1000):  # the most one request deletes
+        client.delete_objects(Bucket=bucket, Delete={
+            "Objects": [{"Key": key} for key in keys[start:start + 1000]], "Quiet": True})
+
+
 def remove(path: str) -> None:
     """Delete the file at `path`, if it is there."""
     if is_remote(path):
-        fs, inner = filesystem(path)
-        if exists(path):
-            fs.delete_file(inner)
+        bucket, key = path.removeprefix(S3).split("/", 1)
+        _delete_objects(bucket, [key])
     else:
         Path(path).unlink(missing_ok=True)
 
@@ -143,6 +167,23 @@ def missing(paths: list[str]) -> list[str]:
     folder = os.path.commonpath([p.removeprefix(S3).rsplit("/", 1)[0] for p in paths])
     present = set(parquet_files(S3 + folder))
     return [p for p in paths if p not in present]
+
+
+def replace_folder(local: str, remote: str) -> None:
+    """Upload the files under the local folder `local` to the bucket folder `remote` (in
+    parallel), then delete the objects under `remote` that `local` does not hold."""
+    import pyarrow.fs as pafs
+
+    fs, inner = filesystem(remote)
+    inner = inner.rstrip("/")
+    pafs.copy_files(local, inner, source_filesystem=pafs.LocalFileSystem(),
+                    destination_filesystem=fs, use_threads=True)
+    kept = {str(path.relative_to(local)) for path in Path(local).rglob("*") if path.is_file()}
+    bucket = inner.split("/", 1)[0]
+    _delete_objects(bucket, [
+        found.path.removeprefix(bucket + "/") for found in fs.get_file_info(
+            pafs.FileSelector(inner, allow_not_found=True, recursive=True))
+        if found.type == pafs.FileType.File and found.path[len(inner) + 1:] not in kept])
 
 
 def check_bucket(path: str) -> None:

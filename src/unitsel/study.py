@@ -9,11 +9,13 @@ lists. The manifest is also stored as `study_panels`, so the ratings that come b
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
+from unitsel import lake, storage
 from unitsel.errors import InputError
 from unitsel.files import replaced_folder
 from unitsel.schema import STUDY_PANELS
@@ -25,14 +27,14 @@ SOURCES = ("ams", "top")
 
 
 def _tile_paths(tx: Transaction, source: str, model_id: str, layer: str, pool: str, unit: int,
-                stimulus_set: str | None, images: Path | None) -> list[Path]:
+                stimulus_set: str | None, images: Path | None) -> list[str]:
     with tx.sql() as con:
         if source == "ams":
             uris = [r[0] for r in con.execute(
                 "SELECT uri FROM ams WHERE model_id = $1 AND layer = $2 AND pool = $3 AND "
                 "unit = $4 AND uri IS NOT NULL ORDER BY signal LIMIT 100",
                 [model_id, layer, pool, unit]).fetchall()]
-            return [tx.root / uri for uri in uris]
+            return [storage.join(tx.place, uri) for uri in uris]
         rows = con.execute(
             "SELECT s.uri FROM unit_top t JOIN stimuli s USING (stimulus_set, stimulus) "
             "WHERE t.model_id = $1 AND t.stimulus_set = $2 AND t.layer = $3 AND t.pool = $4 "
@@ -40,18 +42,18 @@ def _tile_paths(tx: Transaction, source: str, model_id: str, layer: str, pool: s
             [model_id, stimulus_set, layer, pool, unit]).fetchall()
     if any(uri is None for (uri,) in rows):
         raise InputError(f"stimulus set {stimulus_set!r} has no image files; use source 'ams'")
-    folder = images or tx.root / "images" / str(stimulus_set)
-    return [folder / uri for (uri,) in rows]
+    folder = str(images) if images else lake.images_path(tx.root, str(stimulus_set))
+    return [storage.join(folder, uri) for (uri,) in rows]
 
 
-def panel_image(paths: list[Path]) -> np.ndarray:
+def panel_image(paths: list[str]) -> np.ndarray:
     """Up to 100 images tiled 10 x 10 (64 px tiles; empty tiles mid-grey), RGB uint8."""
     from PIL import Image
 
     panel = np.full((GRID * TILE, GRID * TILE, 3), 128, dtype=np.uint8)
     for i, path in enumerate(paths[: GRID * GRID]):
         try:
-            with Image.open(path) as image:
+            with Image.open(io.BytesIO(storage.read_bytes(path))) as image:
                 tile = np.asarray(image.convert("RGB").resize((TILE, TILE)))
         except OSError as error:
             raise InputError(f"cannot read panel image: {error}", file=path) from None

@@ -265,6 +265,7 @@ class Transaction:
                 lake.remove_new_root(self.root, None)
             raise
         self.data = lake.data_path(self.root)
+        self.place = lake.place(self.root)
         self.scheduler = scheduler
         self.progress = progress
         self.snapshot = (lake.current_snapshot(self.root, self.catalog) if snapshot is None

@@ -79,9 +79,10 @@ THUMBNAIL_PX = 128
 
 
 @contextlib.contextmanager
-def thumbnails_while(paths: Sequence[Path], uris: Sequence[str], folder: Path) -> Iterator[None]:
+def thumbnails_while(paths: Sequence[Path], uris: Sequence[str],
+                     folder: Path | str) -> Iterator[None]:
     """Small copies of the images (at most THUMBNAIL_PX on a side, same format) at their
-    `uri` under `folder` (`<root>/images/<set>/`, where the dashboards look), written by a
+    `uri` under `folder` (`unitsel.lake.images_path`, where the dashboards look), written by a
     thread while the block runs (the job's forward pass and commit), off its critical path,
     into a staging folder that replaces `folder` in one move when the block ends without
     error; when it fails, the thread stops and `folder` is left as it was."""

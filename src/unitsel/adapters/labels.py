@@ -16,6 +16,7 @@ from typing import Any
 
 import polars as pl
 
+from unitsel import storage
 from unitsel.errors import InputError
 
 REQUIRED = ("stimulus", "label")
@@ -191,16 +192,19 @@ def _boolean(text: str | None, path: Path, line: int) -> bool | None:
                          column="is_correct") from None
 
 
-def image_file(root: Path, stimulus_set: str, uri: str) -> Path | None:
-    """The image a stored `uri` names inside `<root>/images/<stimulus_set>/`, or None (with a
-    logged warning) when the path would resolve outside that folder: only images inside a
-    warehouse's image folders are ever shown or served."""
+def image_file(folder: str, uri: str) -> str | None:
+    """The image a stored `uri` names inside a stimulus set's image `folder` (on disk or in a
+    bucket, `unitsel.lake.images_path`), or None (with a logged warning) when the path would
+    lead outside that folder (on disk also through a link): only images inside a warehouse's
+    image folders are ever shown or served."""
     import logging
 
-    folder = (Path(root) / "images" / stimulus_set).resolve()
-    path = (folder / uri).resolve()
-    if uri_problem(uri) is None and path.is_relative_to(folder):
-        return path
-    logging.getLogger("unitsel").warning("refused image %r of stimulus set %r: outside %s",
-                                         uri, stimulus_set, folder)
+    if uri_problem(uri) is None:
+        if storage.is_remote(folder):
+            return storage.join(folder, uri)
+        inside = Path(folder).resolve()
+        path = (inside / uri).resolve()
+        if path.is_relative_to(inside):
+            return str(path)
+    logging.getLogger("unitsel").warning("refused image %r: outside %s", uri, folder)
     return None
