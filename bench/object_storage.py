@@ -18,32 +18,20 @@ from __future__ import annotations
 import os
 import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import polars as pl
 from polars.testing import assert_frame_equal
-from selectivity import generate, size_arguments
+from selectivity import generate, size_arguments, timed
 
 import unitsel
 from ingest.arrays import ingest_arrays
 from tests.s3 import S3Server
 
-T = TypeVar("T")
 REPEATS = 5
 QUERY = "SELECT * FROM unit_selectivity('bench', 'bench', 'fc', 'none')"
 # The targets: the most each step may take in the bucket, as a multiple of local disk.
 TARGETS = {"ingest arrays": 1.5, "summarise --rebuild": 1.5, "unit_selectivity (repeated)": 2.0}
-
-
-def timed(label: str, results: dict[str, float], run: Callable[[], T]) -> T:
-    started = time.perf_counter()
-    value = run()
-    results[label] = time.perf_counter() - started
-    print(f"{label:<44} {results[label]:8.3f} s", flush=True)
-    return value
 
 
 def ingest(work: Path, root: Path, data: str | None) -> None:

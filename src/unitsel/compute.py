@@ -2,8 +2,9 @@
 started (a job's `scheduler`: the CLI's `--scheduler ADDRESS`, e.g. dask-jobqueue on Slurm).
 
 Work is a list of independent tasks, each a module-level function and its arguments (a data
-file to summarise, a partition to analyse). Workers read and write files under the warehouse
-root, so every worker must see the root at the same path (a shared filesystem); they never
+file to summarise, a partition to analyse). Workers read and write files in the lake's data
+path, so every worker must reach it: a folder at the same path (a shared filesystem), or a
+bucket (with the AWS_* variables in the worker's environment, docs/cluster.md); they never
 touch the catalog: the job that submitted the tasks commits what they wrote, once.
 """
 
