@@ -19,34 +19,31 @@ COMMENT ON VIEW labelled_activations IS
 -- A new metric is one column in the final SELECT: unit_selectivity passes every column on,
 -- layer_selectivity summarises the ones named there (docs/contributing.md).
 CREATE OR REPLACE VIEW selectivity AS
-WITH by_mean AS (
-    SELECT model_id, stimulus_set, layer, pool, subset, unit, label, n, mean,
-           row_number() OVER w AS mean_rank,
-           count(*) OVER u AS n_labels,
-           sum(mean) OVER u AS sum_means,
-           sum(n * mean) OVER u AS sum_all,
-           sum(n) OVER u AS n_all
-    FROM class_stats
-    WINDOW w AS (PARTITION BY model_id, stimulus_set, layer, pool, subset, unit
-                 ORDER BY mean DESC, label),
-           u AS (PARTITION BY model_id, stimulus_set, layer, pool, subset, unit)
-), ccmas_ranks AS (
-    -- The labels ranked 1 (CCMAS) and 2 (CCMAS2) by mean, each with both readings of mu_rest.
-    SELECT model_id, stimulus_set, layer, pool, subset, unit, mean_rank, label,
-           sel_ccmas(mean, sel_pooled_rest(sum_all, n_all, mean, n)) AS pooled,
-           sel_ccmas(mean, sel_mean_rest(sum_means, mean, n_labels)) AS class_mean
-    FROM by_mean
-    WHERE mean_rank <= 2
-), ccmas AS (
+WITH by_unit AS (
+    -- One aggregate per unit, no window (a window over the units' labels cost 3x as much):
+    -- the label sums both readings of mu_rest need, and the labels ranked 1 (CCMAS) and 2
+    -- (CCMAS2) by mean, ties by label (the smallest key of (-mean, label)).
     SELECT model_id, stimulus_set, layer, pool, subset, unit,
-           any_value(label) FILTER (mean_rank = 1) AS ccmas_label,
-           any_value(pooled) FILTER (mean_rank = 1) AS ccmas,
-           any_value(class_mean) FILTER (mean_rank = 1) AS ccmas_class_mean,
-           any_value(label) FILTER (mean_rank = 2) AS ccmas2_label,
-           any_value(pooled) FILTER (mean_rank = 2) AS ccmas2,
-           any_value(class_mean) FILTER (mean_rank = 2) AS ccmas2_class_mean
-    FROM ccmas_ranks
+           count(*) AS n_labels, sum(mean) AS sum_means, sum(n * mean) AS sum_all,
+           sum(n) AS n_all,
+           arg_min({'label': label, 'mean': mean, 'n': n}, {'mean': -mean, 'label': label}, 2)
+               AS ranked
+    FROM class_stats
     GROUP BY ALL
+), ccmas AS (
+    -- Both readings of mu_rest for the labels ranked 1 and 2.
+    SELECT model_id, stimulus_set, layer, pool, subset, unit,
+           ranked[1].label AS ccmas_label,
+           sel_ccmas(ranked[1].mean,
+                     sel_pooled_rest(sum_all, n_all, ranked[1].mean, ranked[1].n)) AS ccmas,
+           sel_ccmas(ranked[1].mean,
+                     sel_mean_rest(sum_means, ranked[1].mean, n_labels)) AS ccmas_class_mean,
+           ranked[2].label AS ccmas2_label,
+           sel_ccmas(ranked[2].mean,
+                     sel_pooled_rest(sum_all, n_all, ranked[2].mean, ranked[2].n)) AS ccmas2,
+           sel_ccmas(ranked[2].mean,
+                     sel_mean_rest(sum_means, ranked[2].mean, n_labels)) AS ccmas2_class_mean
+    FROM by_unit
 ), label_counts AS (
     SELECT model_id, stimulus_set, layer, pool, subset, unit, label,
            count(*) FILTER (rank <= 100) AS in_top_100,
