@@ -497,6 +497,9 @@ def delete_partitions(con: duckdb.DuckDBPyConnection, root: Path, t: Table,
     missing (deleted by hand, lost with a disk) gets a stand-in of its recorded rows for the
     DELETE to read: the partition can then be replaced or dropped, and every other snapshot
     still names the missing file."""
+    partitions = list(partitions)
+    if not partitions:
+        return
     existing: dict[tuple[str, ...], list[tuple[str, int, int]]] = {}
     for key, path, rows, footer in data_files(con, root, t):
         existing.setdefault(key, []).append((path, rows, footer))

@@ -83,6 +83,8 @@ class Build:
             *(part for part, _ in written.get(ACTIVATIONS.name, [])), *self.rebuild]}
         sets = {p["stimulus_set"] for p, _ in written.get(STIMULI.name, [])}
         runs = {(p["model_id"], p["stimulus_set"]) for p, _ in written.get(PREDICTIONS.name, [])}
+        if not (parts or sets or runs):
+            return  # an analysis: nothing summaries derive from (each catalog read costs ms)
         committed = lake.partition_files(con, self.root, ACTIVATIONS)
         for key in committed:
             part = dict(zip(_KEYS, key, strict=True))
