@@ -434,16 +434,23 @@ def require_snapshot(root: Path, catalog_path: str, snapshot: int) -> None:
 _FILE_PATH = "CASE WHEN f.path_is_relative THEN s.path || tb.path || f.path ELSE f.path END"
 
 
-def data_files(con: duckdb.DuckDBPyConnection, root: Path,
-               t: Table) -> list[tuple[tuple[str, ...], str, int, int]]:
-    """Every data file of `t`'s newest state as (partition values, path, rows, footer size
-    in bytes), from the catalog's own record of each file (no data file is read). This is
-    the catalog's newest state, not an open transaction's: a commit made since the
-    transaction began makes the transaction's own commit conflict (`GUARD`) and re-run, so
-    work that relies on this list never commits on a stale one."""
+def data_files(con: duckdb.DuckDBPyConnection, root: Path, t: Table,
+               snapshot: int | None = None) -> list[tuple[tuple[str, ...], str, int, int]]:
+    """Every data file of `t`'s newest state (or its state at `snapshot`) as (partition
+    values, path, rows, footer size in bytes), from the catalog's own record of each file (no
+    data file is read). This is the catalog's newest state, not an open transaction's: a
+    commit made since the transaction began makes the transaction's own commit conflict
+    (`GUARD`) and re-run, so work that relies on this list never commits on a stale one."""
     meta = f"__ducklake_metadata_{ALIAS}"
     pivot = ", ".join(f"max(v.partition_value) FILTER (v.partition_key_index = {i})"
                       for i in range(len(t.partition_by)))
+
+    def alive(x: str) -> str:
+        if snapshot is None:
+            return f"{x}.end_snapshot IS NULL"
+        return (f"{x}.begin_snapshot <= {int(snapshot)} AND ({x}.end_snapshot IS NULL "
+                f"OR {x}.end_snapshot > {int(snapshot)})")
+
     rows = con.sql(f"""
         SELECT {pivot}, any_value({_FILE_PATH}),
                any_value(f.record_count), any_value(f.footer_size)
@@ -451,8 +458,7 @@ def data_files(con: duckdb.DuckDBPyConnection, root: Path,
         JOIN {meta}.ducklake_data_file f USING (data_file_id)
         JOIN {meta}.ducklake_table tb ON tb.table_id = f.table_id
         JOIN {meta}.ducklake_schema s ON s.schema_id = tb.schema_id
-        WHERE tb.table_name = '{t.name}' AND tb.end_snapshot IS NULL
-          AND s.end_snapshot IS NULL AND f.end_snapshot IS NULL
+        WHERE tb.table_name = '{t.name}' AND {alive("tb")} AND {alive("s")} AND {alive("f")}
         GROUP BY v.data_file_id ORDER BY ALL""").fetchall()
     return [(tuple(key), storage.join(data_path(root), path), int(n), int(footer))
             for *key, path, n, footer in rows]

@@ -300,19 +300,22 @@ class Transaction:
         """`t` as the job reads it: at its snapshot."""
         return scan(t, self.root, snapshot=self.snapshot, catalog=self.catalog)
 
-    def files(self, t: Table | str) -> list[str]:
-        """The data files of `t` at the job's snapshot: what a task on a Dask worker reads
-        (`scan_files`) without the catalog."""
+    def files(self, t: Table | str) -> dict[tuple[str, ...], list[str]]:
+        """The data files of `t` at the job's snapshot, by partition values: what a task on a
+        Dask worker reads (`scan_files`) without the catalog."""
         t = _as_table(t)
         con = lake.attach(self.root, self.catalog)
         try:
-            files = _listed(con, t, self.snapshot)
+            if any(delete is not None for _, delete in _listed(con, t, self.snapshot)):
+                raise FaultError(f"{t.name} has rows deleted from inside its data files (not "
+                                 "by unitsel): write the table again before running this on "
+                                 "workers")
+            files: dict[tuple[str, ...], list[str]] = {}
+            for key, path, _, _ in lake.data_files(con, self.root, t, self.snapshot):
+                files.setdefault(key, []).append(path)
+            return files
         finally:
             con.close()
-        if any(delete is not None for _, delete in files):
-            raise FaultError(f"{t.name} has rows deleted from inside its data files (not by "
-                             "unitsel): write the table again before running this on workers")
-        return [f for f, _ in files]
 
     def read_partition(self, t: Table | str, values: Mapping[str, str]) -> pl.DataFrame | None:
         """The rows of one partition at the job's snapshot (data columns), or None if it

@@ -66,11 +66,11 @@ def baseline_matrices(tx: Transaction, concept_set: str, conversion: str,
 
 
 def _test_partition(semantic: dict[str, np.ndarray], concept_set: str, method: str,
-                    permutations: int, alternative: str, seed: int, files: list[str],
-                    key: dict[str, str]
+                    permutations: int, alternative: str, seed: int, key: dict[str, str],
+                    files: list[str]
                     ) -> dict[str, dict[str, float | int | None]]:
     """Every baseline's test of one `unit_distances` partition, which the task reads itself
-    from the table's data `files` (on a Dask worker: the partition never travels through the
+    from its data `files` (on a Dask worker: the partition never travels through the
     scheduler, and the worker needs no catalog)."""
     n = next(iter(semantic.values())).shape[0]
     # Only the numeric columns: the partition keys would be materialised per row.
@@ -117,14 +117,15 @@ def run_mantel(tx: Transaction, concept_set: str, model_ids: tuple[str, ...], la
         raise InputError(f"no unit distances of {list(model_ids)} {layer} {pool}"
                          f"{' for ' + str(list(measures)) if measures else ''}; compute them "
                          "with `unitsel analyse distances`")
-    tasks = [(key,) for key in partitions.iter_rows(named=True)]
+    files = tx.files(UNIT_DISTANCES)
+    tasks = [(key, files[tuple(key[k] for k in UNIT_DISTANCES.partition_by)])
+             for key in partitions.iter_rows(named=True)]
     with tx.runner(workers=workers) as run:
         outcomes = run.map(_test_partition, tasks, desc="Mantel", unit="partition",
                            progress=tx.progress, shared=(semantic, concept_set, method,
-                                                      permutations, alternative, seed,
-                                                      tx.files(UNIT_DISTANCES)))
+                                                      permutations, alternative, seed))
     rows = [key | {"baseline": baseline} | outcome
-            for (*_, key), tested in zip(tasks, outcomes, strict=True)
+            for (key, _), tested in zip(tasks, outcomes, strict=True)
             for baseline, outcome in tested.items()]
     result = pl.DataFrame([
         row | {"concept_set": concept_set, "conversion": conversion, "method": method,
