@@ -164,8 +164,9 @@ class _StagedFile:
                 break
             storage.prepare(self.path)
             try:
-                self.writer = pq.ParquetWriter(inner, self.schema, filesystem=fs,
-                                               use_dictionary=strings, store_schema=False)
+                self.writer = pq.ParquetWriter(
+                    inner, self.schema, filesystem=fs, use_dictionary=strings,
+                    store_schema=False, **storage.compression(self.path))
             except FileNotFoundError:
                 if attempt:
                     raise
