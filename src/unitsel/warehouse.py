@@ -34,6 +34,8 @@ DEFAULT_ROOT = Path("warehouse")
 # Rows buffered per partition before a row group is written: bounds memory when a job streams
 # into many partitions at once, and is near DuckDB's own row-group size.
 _ROW_GROUP_ROWS = 1 << 18
+# Files finished at once at commit (waiting, not computing: a bucket's last uploads).
+_FINISHING_THREADS = 8
 
 
 def _as_table(t: Table | str) -> Table:
@@ -180,10 +182,9 @@ class _StagedFile:
                 [columns[c.name] if c.name in columns else data.column(c.name)
                  for c in self.t.columns], schema=self.schema))
 
-    def close(self) -> None:
-        """Write what is buffered and finish the file; raises what any of its writes
-        raised."""
-        self.flush()
+    def finish(self) -> None:
+        """Finish the file once its row groups are written (`flush` first); raises what any
+        of its writes raised. In a bucket this waits for the file's last uploads."""
         assert self.last is not None
         self.last.result()
         assert self.writer is not None
@@ -434,7 +435,10 @@ class Transaction:
             self._committed = True  # nothing to commit: no empty snapshot
             return
         for staged in self._files.values():
-            staged.close()
+            staged.flush()
+        # Files are finished side by side: in a bucket each waits for its last uploads.
+        with ThreadPoolExecutor(_FINISHING_THREADS, thread_name_prefix="unitsel-finish") as pool:
+            list(pool.map(_StagedFile.finish, self._files.values()))
         by_table: dict[str, list[tuple[dict[str, str], str]]] = {}
         for staged in self._files.values():
             by_table.setdefault(staged.t.name, []).append((staged.values, staged.path))
