@@ -53,9 +53,10 @@ def _use_endpoint(ctx: click.Context, param: click.Parameter, value: str | None)
                    "shared root (or $UNITSEL_CATALOG); default the root's own catalog.sqlite. "
                    "A root remembers it.")
 @click.option("--data", expose_value=False, callback=_use_data,
-              help="Where a new warehouse keeps its data files: a folder or an S3-compatible "
-                   "bucket, s3://bucket/prefix (or $UNITSEL_DATA); default <root>/data. Keys "
-                   "come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY. A root remembers it.")
+              help="Where a new warehouse keeps its files (data/, images/): a folder or an "
+                   "S3-compatible bucket, s3://bucket/prefix (or $UNITSEL_DATA); default the "
+                   "root. Keys come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY. A root "
+                   "remembers it.")
 @click.option("--endpoint", expose_value=False, callback=_use_endpoint,
               help="The URL of an S3-compatible server other than Amazon's (MinIO, Ceph); or "
                    "$AWS_ENDPOINT_URL.")
