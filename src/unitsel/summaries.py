@@ -21,8 +21,10 @@ built by an older layout (or never built: a migrated warehouse) for a job to reb
 from __future__ import annotations
 
 import hashlib
+import os
 import uuid
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -249,6 +251,7 @@ def summarise_files(data: str, files: list[tuple[Partition, str]], labels: pl.Da
     found = summary._asdict()
     found["unit_top"] = (*found["unit_top"][:3], stimuli[found["unit_top"][3]],
                          *found["unit_top"][4:])
+    writes: list[tuple[int, str, Table, dict[str, np.ndarray]]] = []
     for name, arrays in found.items():
         t = TABLES[name]
         out = dict(zip([c.name for c in t.columns if c.name not in _KEYS], arrays,
@@ -261,7 +264,13 @@ def summarise_files(data: str, files: list[tuple[Partition, str]], labels: pl.Da
                 continue
             rows = {c: v[begin:end] for c, v in out.items()}
             rows["unit"] = (rows["unit"] - first + low).astype(np.int32)
-            output = _write_summary(data, t, files[i][0], rows, names)
+            writes.append((i, name, t, rows))
+    # Parquet encoding releases the GIL: a network's hundreds of small files are written
+    # side by side, on the threads the kernel used.
+    with ThreadPoolExecutor(threads or os.cpu_count() or 1) as pool:
+        written = pool.map(lambda w: _write_summary(data, w[2], files[w[0]][0], w[3], names),
+                           writes)
+        for (i, name, _, _), output in zip(writes, written, strict=True):
             outputs[i].append((name, output))
     return outputs
 
