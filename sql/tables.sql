@@ -103,9 +103,12 @@ SELECT
     max_other,
     n_top_label,
     top_cluster,
-    tie_term
+    tie_term,
+    precision_label,
+    most_in_100,
+    most_in_60
 FROM lake.unit_summaries;
-COMMENT ON VIEW unit_summaries IS 'Summary: per unit what top-class selectivity needs.';
+COMMENT ON VIEW unit_summaries IS 'Summary: per unit what top-class selectivity and precision need.';
 
 CREATE OR REPLACE VIEW summary_builds AS
 SELECT

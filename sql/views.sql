@@ -15,7 +15,9 @@ COMMENT ON VIEW labelled_activations IS
 --   ascending); ccmas / ccmas2 take mu_rest as the mean of every stimulus outside the label
 --   (Gale et al.), ccmas_class_mean / ccmas2_class_mean as the mean of the other labels'
 --   means (Morcos et al.);
---   precision_label: most frequent label among the top 100 (ties: the one ranked first).
+--   precision_label: most frequent label among the top 100 (ties: the one ranked first);
+--   the summary kernel counts the labels of the top 100 and 60 (unit_summaries), so the
+--   view reads no unit_top rows (their two aggregates were half the query's time).
 -- A new metric is one column in the final SELECT: unit_selectivity passes every column on,
 -- layer_selectivity summarises the ones named there (docs/contributing.md).
 CREATE OR REPLACE VIEW selectivity AS
@@ -44,20 +46,6 @@ WITH by_unit AS (
            sel_ccmas(ranked[2].mean,
                      sel_mean_rest(sum_means, ranked[2].mean, n_labels)) AS ccmas2_class_mean
     FROM by_unit
-), label_counts AS (
-    SELECT model_id, stimulus_set, layer, pool, subset, unit, label,
-           count(*) FILTER (rank <= 100) AS in_top_100,
-           count(*) FILTER (rank <= 60) AS in_top_60,
-           min(rank) AS first_rank
-    FROM unit_top
-    GROUP BY ALL
-), precision AS (
-    SELECT model_id, stimulus_set, layer, pool, subset, unit,
-           arg_max(label, {'count': in_top_100, 'first': -first_rank}) AS precision_label,
-           max(in_top_100) AS most_in_100,
-           max(in_top_60) AS most_in_60
-    FROM label_counts
-    GROUP BY ALL
 )
 SELECT u.model_id, u.stimulus_set, u.layer, u.pool, u.subset, u.unit,
        u.n AS n_stimuli,
@@ -66,12 +54,11 @@ SELECT u.model_id, u.stimulus_set, u.layer, u.pool, u.subset, u.unit,
        sel_is_localist(sel_top_class(u.top_cluster, u.n_top_label, u.max_other)) AS is_localist,
        c.ccmas_label, c.ccmas, c.ccmas2_label, c.ccmas2, c.ccmas_class_mean,
        c.ccmas2_class_mean,
-       p.precision_label,
-       sel_precision(p.most_in_100, 100, u.n) AS precision_100,
-       sel_precision(p.most_in_60, 60, u.n) AS precision_60
+       u.precision_label,
+       sel_precision(u.most_in_100, 100, u.n) AS precision_100,
+       sel_precision(u.most_in_60, 60, u.n) AS precision_60
 FROM unit_summaries u
-JOIN ccmas c USING (model_id, stimulus_set, layer, pool, subset, unit)
-JOIN precision p USING (model_id, stimulus_set, layer, pool, subset, unit);
+JOIN ccmas c USING (model_id, stimulus_set, layer, pool, subset, unit);
 COMMENT ON VIEW selectivity IS
     'Class selectivity of every unit (Gale 2019): top-class, localist, CCMAS and CCMAS2 (Gale''s pooled mu_rest; *_class_mean: Morcos''s mean of class means), precision 100/60; subset all or correct.';
 

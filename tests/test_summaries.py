@@ -32,7 +32,8 @@ SCHEMAS = {
                  "activation": F32},
     "unit_summaries": {"subset": S, "unit": I32, "n": I32, "top_label": S,
                        "top_activation": F32, "max_other": F32, "n_top_label": I32,
-                       "top_cluster": I32, "tie_term": F64},
+                       "top_cluster": I32, "tie_term": F64, "precision_label": S,
+                       "most_in_100": I32, "most_in_60": I32},
 }
 
 
@@ -68,13 +69,21 @@ def reference(acts: np.ndarray, present: np.ndarray, index: np.ndarray,
             max_other = others.max() if len(others) else None
             in_top = values[label == top]
             _, tie_sizes = np.unique(values, return_counts=True)
+            # Precision's counts: the top 100 and 60 (whatever k), ties by first rank.
+            counts = {top: [list(label[order[:top]]).count(name) for name in NAMES]
+                      for top in (100, 60)}
+            first = [next((r for r, i in enumerate(order) if label[i] == name), len(order))
+                     for name in NAMES]
+            precision = min(range(len(NAMES)), key=lambda j: (-counts[100][j], first[j]))
             rows["unit_summaries"].append({
                 "subset": subset, "unit": unit, "n": len(values), "top_label": top,
                 "top_activation": values[order[0]], "max_other": max_other,
                 "n_top_label": len(in_top),
                 "top_cluster": int((in_top > max_other).sum()) if max_other is not None
                 else len(in_top),
-                "tie_term": float((tie_sizes ** 3 - tie_sizes).sum())})
+                "tie_term": float((tie_sizes ** 3 - tie_sizes).sum()),
+                "precision_label": NAMES[precision], "most_in_100": max(counts[100]),
+                "most_in_60": max(counts[60])})
     return {name: pl.DataFrame(r, schema=SCHEMAS[name]) for name, r in rows.items()}
 
 

@@ -4,7 +4,8 @@ Each unit's rows become 64-bit keys, the activation's bits made order-preserving
 half and the stimulus in the low half, so one ascending sort orders the unit by activation
 with ties by stimulus ascending. One walk over the sorted keys gives both subsets' mid-rank
 sums and tie terms (the `correct` ranks count only correct rows of each tie group), a walk
-from the top gives both top-k lists in the documented tie order and the top-class cluster,
+from the top gives both top-k lists in the documented tie order, the label counts precision
+needs (`PRECISION_TOPS`) and the top-class cluster,
 and two passes give the per-label moments (count, mean, M2 about the mean, min, max). Compiled
 with numba; `summaries.summarise_files` turns the arrays into the summary tables.
 
@@ -31,7 +32,11 @@ class Summaries(NamedTuple):
     class_stats: tuple[np.ndarray, ...]  # subset, unit, label, n, mean, m2, min, max, rank_sum
     unit_top: tuple[np.ndarray, ...]  # subset, unit, rank, stimulus, label, activation
     unit_summaries: tuple[np.ndarray, ...]  # subset, unit, n, top_label, top_activation,
-    # max_other, n_top_label, top_cluster, tie_term
+    # max_other, n_top_label, top_cluster, tie_term, precision_label, most_in_100, most_in_60
+
+
+# Gale et al.'s precision counts labels among a unit's 100 and 60 most active stimuli.
+PRECISION_TOPS = (100, 60)
 
 
 def summarise(unit: np.ndarray, activation: np.ndarray, stimulus: np.ndarray,
@@ -172,6 +177,9 @@ def _kernel(grouped: np.ndarray, offsets: np.ndarray, label_of: np.ndarray,
     u_n_top = np.empty(2 * n_units, np.int32)
     u_cluster = np.empty(2 * n_units, np.int32)
     u_tie = np.empty(2 * n_units, np.float64)
+    u_precision_label = np.empty(2 * n_units, np.int32)
+    u_most = np.empty((2, 2 * n_units), np.int32)
+    reach = max(k, PRECISION_TOPS[0])
     high = np.uint64(32)
     for u in prange(n_units):
         first, n = offsets[u], sizes[u]
@@ -248,17 +256,20 @@ def _kernel(grouped: np.ndarray, offsets: np.ndarray, label_of: np.ndarray,
                     s_max[ns] = hi[s, label]
                     s_rank[ns] = rank_sum[s, label]
                     ns += 1
-            # Top-k from the top: tie groups downwards, each in stimulus order.
+            # Top-k from the top: tie groups downwards, each in stimulus order; on to rank
+            # 100 for precision's counts of each label (in the top 100 and 60, first rank).
             rank = 0
             top_label = -1
             top_value = np.float32(0.0)
+            in_top = np.zeros((2, n_labels), np.int32)
+            first_rank = np.zeros(n_labels, np.int32)
             j = n
-            while j > 0 and rank < k:
+            while j > 0 and rank < reach:
                 i = j - 1
                 while i > 0 and (keys[i - 1] >> high) == (keys[j - 1] >> high):
                     i -= 1
                 for r in range(i, j):
-                    if rank == k:
+                    if rank == reach:
                         break
                     if s == 1 and not correct[r]:
                         continue
@@ -266,6 +277,13 @@ def _kernel(grouped: np.ndarray, offsets: np.ndarray, label_of: np.ndarray,
                     if rank == 1:
                         top_label = labels[r]
                         top_value = values[r]
+                    for w in range(2):
+                        if rank <= PRECISION_TOPS[w]:
+                            in_top[w, labels[r]] += 1
+                    if first_rank[labels[r]] == 0:
+                        first_rank[labels[r]] = rank
+                    if rank > k:
+                        continue
                     t_subset[nt] = s
                     t_rank[nt] = rank
                     t_stimulus[nt] = stimuli[r]
@@ -296,6 +314,16 @@ def _kernel(grouped: np.ndarray, offsets: np.ndarray, label_of: np.ndarray,
             u_n_top[nu] = count[s, top_label]
             u_cluster[nu] = cluster
             u_tie[nu] = tie[s]
+            # The most frequent label of the top 100, ties by the first ranked.
+            best = top_label
+            for label in range(n_labels):
+                if in_top[0, label] > in_top[0, best] or (
+                        in_top[0, label] == in_top[0, best] and in_top[0, label] > 0
+                        and first_rank[label] < first_rank[best]):
+                    best = label
+            u_precision_label[nu] = best
+            u_most[0, nu] = in_top[0].max()
+            u_most[1, nu] = in_top[1].max()
             nu += 1
         stat_used[u] = ns - stat_at[u]
         top_used[u] = nt - top_at[u]
@@ -311,7 +339,8 @@ def _kernel(grouped: np.ndarray, offsets: np.ndarray, label_of: np.ndarray,
              t_stimulus[top_keep], t_label[top_keep], t_value[top_keep]),
             (u_subset[unit_keep], np.repeat(units, unit_used), u_n[unit_keep],
              u_top_label[unit_keep], u_top_value[unit_keep], u_max_other[unit_keep],
-             u_n_top[unit_keep], u_cluster[unit_keep], u_tie[unit_keep]))
+             u_n_top[unit_keep], u_cluster[unit_keep], u_tie[unit_keep],
+             u_precision_label[unit_keep], u_most[0][unit_keep], u_most[1][unit_keep]))
 
 
 @njit(cache=True)

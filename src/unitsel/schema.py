@@ -215,9 +215,18 @@ UNIT_SUMMARIES = Table(
      Column("top_cluster", pl.Int32(),
             "Stimuli of the top label strictly more active than every other label's."),
      Column("tie_term", pl.Float64(),
-            "Sum of t^3 - t over groups of t equal activations (rank-sum tie correction).")),
+            "Sum of t^3 - t over groups of t equal activations (rank-sum tie correction)."),
+     Column("precision_label", pl.String(),
+            "Most frequent label among the 100 most active stimuli (ties: the label ranked "
+            "first); NULL in summaries built before it.", nullable=True),
+     Column("most_in_100", pl.Int32(),
+            "Stimuli of precision_label among the 100 most active; NULL in summaries built "
+            "before it.", nullable=True),
+     Column("most_in_60", pl.Int32(),
+            "Stimuli of the most frequent label among the 60 most active; NULL in summaries "
+            "built before it.", nullable=True)),
     ACTIVATIONS.partition_by,
-    "Summary: per unit what top-class selectivity needs.",
+    "Summary: per unit what top-class selectivity and precision need.",
     derived=True,
 )
 

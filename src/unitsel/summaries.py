@@ -8,8 +8,8 @@ data file (`unitsel.kernel`) writes:
   and the sum of the label's mid-ranks among the unit's activations (for rank-sum tests);
 - `unit_top`: per unit its top-k stimuli (activation descending, ties by stimulus ascending);
 - `unit_summaries`: per unit the top label, the best activation of every other label, the
-  top-class cluster size (the top label's stimuli strictly above all others) and the tie term
-  sum(t^3 - t) over groups of equal activations;
+  top-class cluster size (the top label's stimuli strictly above all others), the tie term
+  sum(t^3 - t) over groups of equal activations and the label counts precision needs;
 - `summary_builds`: k and the layout version the summaries were built with.
 
 Summaries are built inside the commit of the job that writes their inputs (activations, the
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 TOP_K = 100
 # Bump when the summaries' content changes: every existing summary then counts as stale.
-LAYOUT_VERSION = 3
+LAYOUT_VERSION = 4
 Partition = dict[str, str]
 # A block of a data file's rows kept in memory by the job that writes it: the stimuli (ids),
 # the first unit and the stimuli x units matrix of activations.
@@ -317,7 +317,8 @@ def _write_summary(data: str, t: Table, part: Partition, rows: dict[str, np.ndar
     from unitsel.kernel import SUBSETS
 
     n = len(rows["unit"])
-    words = {"subset": list(SUBSETS), "label": names, "top_label": names}
+    words = {"subset": list(SUBSETS), "label": names, "top_label": names,
+             "precision_label": names}
     columns = []
     for c in t.columns:
         if c.name in part:
