@@ -108,18 +108,21 @@ def run_mantel(tx: Transaction, concept_set: str, model_ids: tuple[str, ...], la
         if value not in allowed:
             raise InputError(f"{value!r} is not one of {list(allowed)}")
     semantic = baseline_matrices(tx, concept_set, conversion, baselines)
-    functional = (tx.scan(UNIT_DISTANCES)
-                  .filter(pl.col("model_id").is_in(model_ids), layer=layer, pool=pool)
-                  .filter(pl.col("measure").is_in(measures) if measures else pl.lit(True)))
-    keys = ["model_id", "stimulus_set", "layer", "pool", "measure", "setting"]
-    partitions = functional.select(keys).unique(maintain_order=True).collect()
-    if partitions.is_empty():
+    # The partitions from the catalog's list of files, then the settings inside each from
+    # its files' setting column: reading every row's keys cost more than the tests' own
+    # overhead (0.6 s for twenty 1000-unit partitions).
+    tasks = []
+    for values, paths in tx.files(UNIT_DISTANCES).items():
+        part = dict(zip(UNIT_DISTANCES.partition_by, values, strict=True))
+        if (part["model_id"] in model_ids and part["layer"] == layer and part["pool"] == pool
+                and (not measures or part["measure"] in measures)):
+            settings = scan_files(UNIT_DISTANCES, paths).select("setting").unique().collect()
+            tasks += [(part | {"setting": setting}, paths)
+                      for setting in sorted(settings["setting"])]
+    if not tasks:
         raise InputError(f"no unit distances of {list(model_ids)} {layer} {pool}"
                          f"{' for ' + str(list(measures)) if measures else ''}; compute them "
                          "with `unitsel analyse distances`")
-    files = tx.files(UNIT_DISTANCES)
-    tasks = [(key, files[tuple(key[k] for k in UNIT_DISTANCES.partition_by)])
-             for key in partitions.iter_rows(named=True)]
     with tx.runner(workers=workers) as run:
         outcomes = run.map(_test_partition, tasks, desc="Mantel", unit="partition",
                            progress=tx.progress, shared=(semantic, concept_set, method,
